@@ -1,0 +1,1 @@
+"""Orchestration: the `aurora` command line and (later) Prefect flows that call `ml/`."""

@@ -1,0 +1,130 @@
+"""The `aurora` command line (a stable contract: see DESIGN.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ml.paths import DataPaths
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from ml.market import MarketConfig, write_market
+
+    paths = DataPaths.from_env()
+    raw_dir = Path(args.out).resolve() if args.out else paths.raw
+    config = MarketConfig(n_symbols=args.symbols, n_days=args.days, seed=args.seed)
+    started = time.perf_counter()
+    summary = write_market(config, raw_dir, log=_log)
+    _log(f"wrote {summary} in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from ml.ingest import IngestError, ingest_files
+
+    paths = DataPaths.from_env()
+    raw_dir = Path(args.out).resolve() if args.out else paths.raw
+    files = {
+        table: Path(value)
+        for table, value in {
+            "prices": args.prices,
+            "securities": args.securities,
+            "fundamentals": args.fundamentals,
+            "estimates": args.estimates,
+            "short_interest": args.short_interest,
+            "options_iv": args.options_iv,
+            "insider_trades": args.insider_trades,
+            "etf_prices": args.etf_prices,
+            "etf_flows": args.etf_flows,
+        }.items()
+        if value
+    }
+    try:
+        summary = ingest_files(files, raw_dir)
+    except IngestError as err:
+        print(f"aurora ingest: error: {err}", file=sys.stderr)
+        print(f"aurora ingest: nothing was written; {raw_dir} is unchanged.", file=sys.stderr)
+        return 1
+    print(summary.render())
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ml.report import build_report, render_report
+
+    report = build_report(DataPaths.from_env())
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True, default=str))
+    else:
+        print(render_report(report))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from ml.pipeline import run_pipeline
+
+    return run_pipeline(DataPaths.from_env(), log=_log)
+
+
+def _not_yet(name: str):
+    def handler(args: argparse.Namespace) -> int:
+        print(f"aurora {name}: not available yet in this version (see the open issues).", file=sys.stderr)
+        return 2
+
+    return handler
+
+
+def _log(message: str) -> None:
+    print(f"[aurora {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aurora", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write the embedded synthetic market (raw tables + oracle)")
+    gen.add_argument("--symbols", type=int, default=130)
+    gen.add_argument("--days", type=int, default=2016, help="business days (default about 8 years)")
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--out", help="raw directory (default $AURORA_DATA_DIR/raw); oracle/ goes beside it")
+    gen.set_defaults(handler=_cmd_generate)
+
+    ing = sub.add_parser("ingest", help="validate user CSV/Parquet files into the raw contract")
+    ing.add_argument("--prices", required=True)
+    ing.add_argument("--securities", required=True)
+    for name in (
+        "fundamentals",
+        "estimates",
+        "short-interest",
+        "options-iv",
+        "insider-trades",
+        "etf-prices",
+        "etf-flows",
+    ):
+        ing.add_argument(f"--{name}")
+    ing.add_argument("--out", help="raw directory (default $AURORA_DATA_DIR/raw)")
+    ing.set_defaults(handler=_cmd_ingest)
+
+    rep = sub.add_parser("report", help="headline metrics of the latest run")
+    rep.add_argument("--json", action="store_true")
+    rep.set_defaults(handler=_cmd_report)
+
+    run = sub.add_parser("run", help="the whole daily pipeline, as far as it exists")
+    run.set_defaults(handler=_cmd_run)
+
+    for name in ("build-features", "train", "backtest", "serve", "app"):
+        sub.add_parser(name, help=f"{name} (arrives with a later issue)").set_defaults(handler=_not_yet(name))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
