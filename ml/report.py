@@ -1,0 +1,102 @@
+"""`aurora report`: headline metrics of the latest run, read from the data directory.
+
+Every key of DESIGN.md is always present; a key whose stage has not run yet is null, so tools that
+read the JSON can rely on the schema.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+
+from ml.paths import DataPaths
+
+REPORT_KEYS = (
+    "oos_rank_ic",
+    "oos_ic",
+    "icir",
+    "oracle_rank_ic",
+    "best_single_model_rank_ic",
+    "sharpe_gross",
+    "sharpe_net",
+    "max_drawdown",
+    "turnover_monthly",
+    "cost_retention",
+    "coverage_80",
+    "calibration_error",
+    "n_model_families",
+    "n_feature_views",
+    "n_models_active",
+    "n_models_retired",
+    "timings_s",
+)
+
+
+def describe_data(paths: DataPaths) -> dict[str, Any]:
+    """What is in the data directory: symbols, days, date range, source and raw tables."""
+    prices = paths.raw_table("prices")
+    if not prices.exists():
+        return {"symbols": 0, "days": 0, "start": None, "end": None, "source": None, "tables": []}
+    con = duckdb.connect()
+    symbols, days, start, end = con.execute(
+        "select count(distinct symbol), count(distinct date), min(date), max(date) from read_parquet(?)",
+        [str(prices)],
+    ).fetchone()
+    source_file = paths.raw / "_source.json"
+    source = json.loads(source_file.read_text()).get("source") if source_file.exists() else "ingested"
+    tables = sorted(p.stem for p in paths.raw.glob("*.parquet"))
+    return {
+        "symbols": int(symbols),
+        "days": int(days),
+        "start": str(start),
+        "end": str(end),
+        "source": source,
+        "tables": tables,
+    }
+
+
+def oracle_rank_ic(paths: DataPaths) -> float | None:
+    """Mean daily rank IC of the oracle's 5-day expected return against realized 5-day returns."""
+    oracle = paths.oracle / "expected_returns.parquet"
+    if not oracle.exists() or not paths.raw_table("prices").exists():
+        return None
+    import pandas as pd
+
+    from ml.metrics import daily_ic, forward_returns
+
+    prices = pd.read_parquet(paths.raw_table("prices"), columns=["date", "symbol", "close"])
+    er = pd.read_parquet(oracle, columns=["date", "symbol", "er_5d"])
+    frame = forward_returns(prices, horizons=(5,)).merge(er, on=["date", "symbol"])
+    return float(daily_ic(frame, "er_5d", "fwd_5d").mean())
+
+
+def build_report(paths: DataPaths) -> dict[str, Any]:
+    report: dict[str, Any] = {key: None for key in REPORT_KEYS}
+    saved = paths.artifacts / "report.json"
+    if saved.exists():
+        report.update(json.loads(saved.read_text()))
+    report["data"] = describe_data(paths)
+    if report.get("oracle_rank_ic") is None:
+        report["oracle_rank_ic"] = oracle_rank_ic(paths)
+    return report
+
+
+def render_report(report: dict[str, Any]) -> str:
+    """A human-readable table of the headline metrics."""
+    data = report.get("data") or {}
+    lines = [
+        f"data: {data.get('source')} · {data.get('symbols')} symbols · {data.get('days')} days "
+        f"· {data.get('start')} .. {data.get('end')}",
+    ]
+    for key in REPORT_KEYS:
+        value = report.get(key)
+        if isinstance(value, float):
+            value = f"{value:.4f}"
+        elif isinstance(value, dict):
+            value = ", ".join(
+                f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items()
+            )
+        lines.append(f"  {key:28s} {'—' if value is None else value}")
+    return "\n".join(lines)
