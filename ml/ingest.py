@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from ml.contract import (
     DATE,
+    FEATURE_VIEWS,
     FLOAT,
     INT,
     MARKET_ETF,
@@ -133,6 +134,8 @@ class IngestSummary:
             lines += [f"    {v:<15} needs {', '.join(m)}" for v, m in self.disabled.items()]
         else:
             lines.append("  feature views disabled: none")
+        enabled = [v for v in FEATURE_VIEWS if v not in self.disabled]
+        lines.append("  feature views enabled: " + (", ".join(enabled) or "none"))
         lines += [f"  {k}: {', '.join(v) or 'none'}" for k, v in self.etfs.items()]
         if self.removed_oracle:
             lines.append(
@@ -162,8 +165,10 @@ class _Source:
         return self.path.name if stem == self.table.name else f"{self.path.name} ({self.table.name})"
 
     def where(self, row: int) -> str:
+        """Locate a row by its index label (its position in the file, blank lines included)."""
         if self.is_csv:
-            return f"{self.label}, line {row + 2} (row {row + 1} of data)"
+            ordinal = int(self.raw.index.get_loc(row)) + 1  # not row + 1 when blank lines were skipped
+            return f"{self.label}, line {row + 2} (row {ordinal} of data)"
         return f"{self.label}, row {row + 1} of data"
 
     @property
@@ -185,7 +190,9 @@ def _read_csv(path: Path, label: str) -> pd.DataFrame:
         header = pd.read_csv(path, nrows=0, **options)
         names = [str(c) for c in header.columns]
         if len(names) == 1 and any(sep in names[0] for sep in (";", "\t", "|")):
-            sep = next(name for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")) if sep in names[0])
+            sep = next(
+                name for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")) if sep in names[0]
+            )
             raise _FileUnusable(
                 Problem(
                     f"{label}, line 1 (header)",
@@ -195,7 +202,9 @@ def _read_csv(path: Path, label: str) -> pd.DataFrame:
             )
         return pd.read_csv(path, skip_blank_lines=False, **options)
     except pd.errors.EmptyDataError as err:
-        raise _FileUnusable(Problem(label, "the file is empty; expected a header line and data rows")) from err
+        raise _FileUnusable(
+            Problem(label, "the file is empty; expected a header line and data rows")
+        ) from err
     except UnicodeDecodeError as err:
         raise _FileUnusable(Problem(label, f"not a UTF-8 text CSV file ({err.reason})")) from err
     except (pd.errors.ParserError, ValueError) as err:
@@ -222,7 +231,9 @@ def _read_source(table: Table, path: Path) -> _Source:
     if not path.is_file():
         raise _FileUnusable(Problem(f"{path} ({table.name})", "not a regular file"))
     if path.stat().st_size == 0:
-        raise _FileUnusable(Problem(src.label, "the file is empty (0 bytes); expected a header line and data rows"))
+        raise _FileUnusable(
+            Problem(src.label, "the file is empty (0 bytes); expected a header line and data rows")
+        )
     src.is_csv = not _is_parquet(path)
     frame = _read_csv(path, src.label) if src.is_csv else _read_parquet(path, src.label)
 
@@ -373,7 +384,8 @@ def _check_table(src: _Source) -> _Checked:
     bad: set[str] = set()
     typed = pd.DataFrame(index=raw.index)
 
-    def report(mask: pd.Series, columns: tuple[str, ...], message) -> bool:
+    def report(mask: pd.Series, columns: tuple[str, ...], message: Callable[[int], str]) -> bool:
+        """Record the first offending row of a rule (message built only for it) and mark its columns."""
         hit = _first(mask)
         if hit is None:
             return False
@@ -387,7 +399,9 @@ def _check_table(src: _Source) -> _Checked:
         parsed = _parse_column(raw[col], logical)
         typed[col] = parsed.values
         may_be_null = col in table.nullable or col in table.optional_columns
-        if report(parsed.invalid, (col,), lambda r, p=parsed, c=col: f"{p.expected}, got {_fmt(raw.at[r, c])}"):
+        if report(
+            parsed.invalid, (col,), lambda r, p=parsed, c=col: f"{p.expected}, got {_fmt(raw.at[r, c])}"
+        ):
             continue
         if not may_be_null and report(
             parsed.missing, (col,), lambda r: "missing value (blank or NaN); this column may not be empty"
@@ -406,7 +420,9 @@ def _check_table(src: _Source) -> _Checked:
     for col in table.positive:
         if good(col):
             report(
-                typed[col] <= 0, (col,), lambda r, c=col: f"expected a positive number (> 0), got {_fmt(typed.at[r, c])}"
+                typed[col] <= 0,
+                (col,),
+                lambda r, c=col: f"expected a positive number (> 0), got {_fmt(typed.at[r, c])}",
             )
     for col in table.non_negative:
         if good(col):
@@ -430,8 +446,10 @@ def _check_table(src: _Source) -> _Checked:
                     report(
                         (typed[col] < lo) | (typed[col] > hi),
                         (col,),
-                        lambda r, c=col: f"{c} {_fmt(typed.at[r, c])} is outside the day's range "
-                        f"[low {_fmt(low[r])}, high {_fmt(high[r])}]",
+                        lambda r, c=col: (
+                            f"{c} {_fmt(typed.at[r, c])} is outside the day's range "
+                            f"[low {_fmt(low[r])}, high {_fmt(high[r])}]"
+                        ),
                     )
 
     for later, earlier in table.not_before:
@@ -439,8 +457,10 @@ def _check_table(src: _Source) -> _Checked:
             report(
                 typed[later] < typed[earlier],
                 (later,),
-                lambda r, a=later, b=earlier: f"{a} {_fmt(typed.at[r, a])} is before {b} {_fmt(typed.at[r, b])}; "
-                f"expected {a} on or after {b}",
+                lambda r, a=later, b=earlier: (
+                    f"{a} {_fmt(typed.at[r, a])} is before {b} {_fmt(typed.at[r, b])}; "
+                    f"expected {a} on or after {b}"
+                ),
             )
 
     key = list(table.key)
@@ -525,7 +545,7 @@ def _write_atomically(out_dir: Path, tables: dict[str, pa.Table], source: dict) 
         parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
         for name, arrow in tables.items():
-            pq.write_table(arrow, tmp / f"{name}.parquet")
+            pq.write_table(arrow, tmp / f"{name}.parquet", compression="zstd", store_schema=False)
         (tmp / "_source.json").write_text(json.dumps(source, indent=2, sort_keys=True) + "\n")
         if out_dir.exists():
             out_dir.rename(backup)
@@ -593,13 +613,19 @@ def ingest_files(files: dict[str, Path], out_dir: Path) -> IngestSummary:
     _write_atomically(out_dir, arrow, source)
 
     oracle = out_dir.parent / "oracle"
-    removed_oracle = oracle.is_dir() and oracle != out_dir
-    if removed_oracle:
-        shutil.rmtree(oracle)
+    removed_oracle = False
+    if oracle.is_dir() and oracle != out_dir:
+        try:
+            shutil.rmtree(oracle)
+            removed_oracle = True
+        except OSError as err:  # the data is in place; say so rather than fail after the fact
+            notes.append(f"could not remove {oracle} ({err}); it describes the synthetic market, delete it")
     return _summarize(out_dir, checked, notes, removed_oracle)
 
 
-def _summarize(out_dir: Path, checked: dict[str, _Checked], notes: list[str], removed_oracle: bool) -> IngestSummary:
+def _summarize(
+    out_dir: Path, checked: dict[str, _Checked], notes: list[str], removed_oracle: bool
+) -> IngestSummary:
     prices = checked["prices"].typed
     securities = checked["securities"].typed
     price_columns = [c for c in TABLES["prices"].optional_columns if c in prices.columns]

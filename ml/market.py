@@ -343,15 +343,15 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
     states["short_interest_iv"] = -_relu(si_z - 0.25) * _relu(0.5 - cp_smooth)
 
     # insider trades: scattered buys and sells plus occasional clusters of buys
-    buys = (rng.random((t_days, n)) < 1 / 150).astype(int)
+    buys = (rng.random((t_days, n)) < 1 / 150).astype(np.int16)
     cluster_start = rng.random((t_days, n)) < 1 / 700
     for lag in (0, 2, 5):
         buys[lag:] += cluster_start[: t_days - lag]
-    sells = (rng.random((t_days, n)) < 1 / 45).astype(int)
-    buys = buys * live
-    sells = sells * live
-    filing_lag_buy = rng.choice([1, 2, 3], size=(t_days, n), p=[0.25, 0.6, 0.15])
-    filing_lag_sell = rng.choice([1, 2, 3], size=(t_days, n), p=[0.25, 0.6, 0.15])
+    sells = (rng.random((t_days, n)) < 1 / 45).astype(np.int16)
+    buys = buys * live.astype(np.int16)
+    sells = sells * live.astype(np.int16)
+    filing_lag_buy = rng.choice(np.array([1, 2, 3], dtype=np.int8), size=(t_days, n), p=[0.25, 0.6, 0.15])
+    filing_lag_sell = rng.choice(np.array([1, 2, 3], dtype=np.int8), size=(t_days, n), p=[0.25, 0.6, 0.15])
     buy_filings = np.zeros((t_days, n))
     for lag in (1, 2, 3):
         sel = buys * (filing_lag_buy == lag)
@@ -435,19 +435,27 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
     returns = np.clip(returns, -0.6, 1.5)
     log("returns simulated")
 
-    # --- oracle ----------------------------------------------------------------------------------
-    contributions: dict[str, np.ndarray] = {}
-    for c, st in states.items():
-        gate = alive[:, None] if c == config.dying_channel else 1.0
-        contributions[c] = weights_w[c] * st * gate * five_day(c)
-    contributions["residual_reversal"] = (
-        weights_w["residual_reversal"] * rev_state * five_day("residual_reversal")
+    # --- oracle: per-channel 5-day contributions, gathered on live (symbol, date) cells -----------
+    states["residual_reversal"] = rev_state
+    states["residual_momentum"] = mom_state
+    ii, tt = np.nonzero(live.T)  # symbol-major: rows come out sorted by (symbol, date)
+    oracle = pd.DataFrame(
+        {
+            "date": calendar.values.astype("datetime64[D]")[tt],
+            "symbol": pd.Categorical.from_codes(ii, categories=symbols),
+            "er_1d": exo_mu[tt, ii],
+        }
     )
-    contributions["residual_momentum"] = (
-        weights_w["residual_momentum"] * mom_state * five_day("residual_momentum")
-    )
-    er_5d = sum(contributions.values())
-    er_1d = exo_mu + weights_w["residual_reversal"] * rev_state + weights_w["residual_momentum"] * mom_state
+    oracle["er_1d"] += weights_w["residual_reversal"] * rev_state[tt, ii]
+    oracle["er_1d"] += weights_w["residual_momentum"] * mom_state[tt, ii]
+    er_5d = np.zeros(len(oracle))
+    for c in CHANNEL_STRENGTH:
+        gate = alive[tt] if c == config.dying_channel else 1.0
+        contribution = weights_w[c] * five_day(c) * states[c][tt, ii] * gate
+        oracle[f"ch_{c}"] = contribution
+        er_5d += contribution
+    oracle.insert(3, "er_5d", er_5d)
+    del states, exo_mu, rev_state, mom_state, cum_resid, shocks, contribution
 
     # --- prices and microstructure -----------------------------------------------------------
     log_close = np.log(price0)[None, :] + np.cumsum(np.log1p(returns), axis=0)
@@ -459,6 +467,7 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
     lo_ext = np.abs(rng.normal(0, 0.5, (t_days, n))) * vol
     high = np.maximum(open_, close) * np.exp(hi_ext)
     low = np.minimum(open_, close) * np.exp(-lo_ext)
+    del hi_ext, lo_ext, gap, prev_close
     vwap = np.clip(close * np.exp(rng.normal(0, 0.3, (t_days, n)) * vol), low, high)
     adv_shares = shares_out * np.exp(rng.normal(np.log(0.006), 0.3, n))
     surprise_vol = np.abs(returns - factor_ret) / np.maximum(vol, 1e-6)
@@ -546,19 +555,6 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
         rng=rng,
     )
 
-    # --- oracle frame -------------------------------------------------------------------------
-    tt, ii = np.nonzero(live)
-    oracle = pd.DataFrame(
-        {
-            "date": calendar.values[tt].astype("datetime64[D]"),
-            "symbol": symbols[ii],
-            "er_1d": er_1d[tt, ii],
-            "er_5d": er_5d[tt, ii],
-        }
-    )
-    for c in CHANNEL_STRENGTH:
-        oracle[f"ch_{c}"] = contributions[c][tt, ii]
-    oracle = oracle.sort_values(["date", "symbol"], kind="stable").reset_index(drop=True)
     regimes = pd.DataFrame(
         {"date": calendar.values.astype("datetime64[D]"), "stressed": stressed, "market_factor": f_mkt}
     )
@@ -612,15 +608,20 @@ def _assemble_tables(
         }
     )
 
-    tt, ii = np.nonzero(live)
-    price_frame = pd.DataFrame({"date": dates[tt], "symbol": symbols[ii]})
+    pii, ptt = np.nonzero(live.T)  # symbol-major, so the big tables need no sort
+    sym_codes = pd.Categorical.from_codes(pii, categories=symbols)
+    price_frame = pd.DataFrame({"date": dates[ptt], "symbol": sym_codes})
     for col in ("open", "high", "low", "close", "vwap"):
-        price_frame[col] = np.round(prices[col][tt, ii], 4)
-    price_frame["volume"] = prices["volume"][tt, ii]
-    price_frame["spread_bps"] = np.round(prices["spread_bps"][tt, ii], 3)
-    price_frame["order_imbalance"] = np.round(prices["order_imbalance"][tt, ii], 5)
-    price_frame["high"] = price_frame[["open", "high", "close", "vwap"]].max(axis=1)
-    price_frame["low"] = price_frame[["open", "low", "close", "vwap"]].min(axis=1)
+        price_frame[col] = np.round(prices[col][ptt, pii], 4)
+    price_frame["volume"] = prices["volume"][ptt, pii]
+    price_frame["spread_bps"] = np.round(prices["spread_bps"][ptt, pii], 3)
+    price_frame["order_imbalance"] = np.round(prices["order_imbalance"][ptt, pii], 5)
+    # rounding may push open/close/vwap a hair outside the range: widen the range, never the prices
+    high_col, low_col = price_frame["high"].to_numpy().copy(), price_frame["low"].to_numpy().copy()
+    for col in ("open", "close", "vwap"):
+        np.maximum(high_col, price_frame[col].to_numpy(), out=high_col)
+        np.minimum(low_col, price_frame[col].to_numpy(), out=low_col)
+    price_frame["high"], price_frame["low"] = high_col, low_col
 
     def visible(day: np.ndarray, sym: np.ndarray) -> np.ndarray:
         return (day >= 0) & (day < t_days) & (day >= listed[sym]) & (day <= delisted[sym])
@@ -684,13 +685,12 @@ def _assemble_tables(
         }
     )
 
-    tt, ii = np.nonzero(live)
     options_iv = pd.DataFrame(
         {
-            "date": dates[tt],
-            "symbol": symbols[ii],
-            "iv_call_30d": np.round(options["iv_call"][tt, ii], 5),
-            "iv_put_30d": np.round(options["iv_put"][tt, ii], 5),
+            "date": dates[ptt],
+            "symbol": sym_codes,
+            "iv_call_30d": np.round(options["iv_call"][ptt, pii], 5),
+            "iv_put_30d": np.round(options["iv_put"][ptt, pii], 5),
         }
     )
 
@@ -749,8 +749,12 @@ def _assemble_tables(
         "options_iv": options_iv,
         "insider_trades": insider_trades,
     }
+    presorted = {"prices", "options_iv"}
     for name, frame in out.items():
         table = TABLES[name]
+        if name in presorted:
+            out[name] = frame[list(table.columns)]
+            continue
         sort_cols = list(table.key) or [
             c for c in frame.columns if c in ("symbol", "trade_date", "filing_date", "side")
         ]
@@ -780,7 +784,7 @@ def to_arrow(name: str, frame: pd.DataFrame) -> pa.Table:
     for fld in schema:
         col = frame[fld.name]
         if pa.types.is_date32(fld.type):
-            values = pd.to_datetime(col).dt.date
+            values = pd.to_datetime(col).to_numpy().astype("datetime64[D]")
             arrays.append(pa.array(values, type=pa.date32(), from_pandas=True))
         else:
             arrays.append(pa.array(col, type=fld.type, from_pandas=True))
@@ -810,17 +814,12 @@ def write_market(config: MarketConfig, raw_dir: Path, log: Callable[[str], None]
         (staging / "raw" / "_source.json").write_text(
             json.dumps({"source": "synthetic", "seed": config.seed}, indent=2, sort_keys=True) + "\n"
         )
-        oracle = market.oracle.copy()
-        oracle["date"] = pd.to_datetime(oracle["date"]).dt.date
-        _write_parquet(
-            pa.Table.from_pandas(oracle, preserve_index=False),
-            staging / "oracle" / "expected_returns.parquet",
-        )
-        regimes = market.regimes.copy()
-        regimes["date"] = pd.to_datetime(regimes["date"]).dt.date
-        _write_parquet(
-            pa.Table.from_pandas(regimes, preserve_index=False), staging / "oracle" / "regimes.parquet"
-        )
+        for frame, name in ((market.oracle, "expected_returns"), (market.regimes, "regimes")):
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            table = table.set_column(0, "date", table.column("date").cast(pa.date32()))
+            if "symbol" in frame:
+                table = table.set_column(1, "symbol", table.column("symbol").cast(pa.string()))
+            _write_parquet(table.replace_schema_metadata(None), staging / "oracle" / f"{name}.parquet")
         (staging / "oracle" / "meta.json").write_text(
             json.dumps(market.meta, indent=2, sort_keys=True) + "\n"
         )
