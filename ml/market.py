@@ -257,10 +257,11 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
     q_ends = pd.date_range(calendar[0] - pd.DateOffset(months=9), calendar[-1], freq="QE")
     n_q = len(q_ends)
     lag_days = rng.integers(20, 46, (n, n_q))
-    report_dates = q_ends.values[None, :] + lag_days.astype("timedelta64[D]")
+    report_dates = np.busday_offset(
+        q_ends.values.astype("datetime64[D]")[None, :] + lag_days.astype("timedelta64[D]"), 0, roll="forward"
+    )
     report_idx = _next_bday_index(calendar, report_dates.ravel()).reshape(n, n_q)
-    report_dates = calendar.values[np.minimum(report_idx, t_days - 1)]
-    report_dates = np.where(report_idx < t_days, report_dates, report_dates.max())  # unused past the end
+    report_idx[report_dates < calendar.values[0].astype("datetime64[D]")] = -1  # published before the sample
 
     earnings_yield = np.clip(rng.normal(0.055, 0.03, n), -0.03, 0.14)
     eps_base = earnings_yield * price0 / 4
@@ -372,7 +373,7 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
     net_flow_usd = flow_z * 0.002 * etf_aum[None, :]
 
     # order imbalance: observed daily in prices, continues for a couple of days
-    oi_latent = _ar1(rng, (t_days, n), 0.3, 0.45)
+    oi_latent = _ar1(rng, (t_days, n), 0.0, 0.45)  # unpredictable itself: only the planted channel predicts
     order_imbalance = np.tanh(oi_latent)
     states["order_imbalance"] = _decay_filter(order_imbalance, CHANNEL_DECAY["order_imbalance"])
     log("exogenous channels built")
@@ -521,6 +522,7 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
         fundamentals={
             "q_ends": q_ends,
             "report_idx": report_idx,
+            "report_dates": report_dates,
             "eps": eps_actual,
             "revenue": revenue,
             "net_income": net_income,
@@ -630,12 +632,13 @@ def _assemble_tables(
     n_q = fundamentals["report_idx"].shape[1]
     ii, qq = np.meshgrid(np.arange(n), np.arange(n_q), indexing="ij")
     ridx = fundamentals["report_idx"]
-    keep = visible(ridx, ii)
+    # reports from before the sample are public history for names listed from the start
+    keep = visible(ridx, ii) | ((ridx == -1) & (listed[ii] == 0))
     fund = pd.DataFrame(
         {
             "symbol": symbols[ii[keep]],
             "period_end": fundamentals["q_ends"].values.astype("datetime64[D]")[qq[keep]],
-            "report_date": dates[np.minimum(ridx[keep], last_day)],
+            "report_date": fundamentals["report_dates"][keep],
         }
     )
     for col in (
