@@ -1,0 +1,1 @@
+"""Streamlit monitoring app (reads tables only)."""
