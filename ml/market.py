@@ -95,7 +95,7 @@ class MarketConfig:
     seed: int = 7
     start: str = "2017-01-02"
     # cross-sectional sd of the 5-day oracle expected return, in return units
-    alpha_5d: float = 0.0034
+    alpha_5d: float = 0.0037
     dying_channel: str = "order_imbalance"
     decay_fraction: float = 0.62  # where in the sample the dying channel stops working
     late_listing_fraction: float = 0.08

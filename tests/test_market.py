@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from ml.baselines import price_only_score
 from ml.contract import MARKET_ETF, TABLES
 from ml.market import CHANNEL_DECAY, CHANNEL_STRENGTH, MarketConfig, generate_market, write_market
 from ml.metrics import daily_ic, forward_returns
@@ -27,20 +28,6 @@ def panel(market):
     prices = market.tables["prices"].assign(symbol=lambda f: f["symbol"].astype(str))
     oracle = market.oracle.assign(symbol=lambda f: f["symbol"].astype(str))
     return forward_returns(prices).merge(oracle, on=["date", "symbol"])
-
-
-def _price_only_score(prices: pd.DataFrame) -> pd.DataFrame:
-    """12-1 momentum plus 5-day reversal, z-scored per date: the commodity baseline."""
-    p = prices[["date", "symbol", "close"]].assign(symbol=lambda f: f["symbol"].astype(str))
-    p = p.sort_values(["symbol", "date"])
-    close = p.groupby("symbol")["close"]
-    p["mom"] = close.shift(21) / close.shift(252) - 1
-    p["rev"] = -(p["close"] / close.shift(5) - 1)
-    for col in ("mom", "rev"):
-        by_date = p.groupby("date")[col]
-        p[col] = (p[col] - by_date.transform("mean")) / by_date.transform("std")
-    p["score"] = p["mom"].fillna(0) + p["rev"]
-    return p[["date", "symbol", "score"]]
 
 
 # --- calibrated strength -------------------------------------------------------------------------
@@ -60,7 +47,7 @@ def test_oracle_ic_range_holds_for_other_seeds(seed):
 
 
 def test_price_only_score_reaches_well_under_half_of_the_oracle(market, panel):
-    scored = _price_only_score(market.tables["prices"]).merge(panel, on=["date", "symbol"])
+    scored = price_only_score(market.tables["prices"]).merge(panel, on=["date", "symbol"])
     price_only = daily_ic(scored, "score", "fwd_5d").mean()
     oracle = daily_ic(panel, "er_5d", "fwd_5d").mean()
     assert price_only < 0.4 * oracle, (price_only, oracle)
