@@ -1,0 +1,58 @@
+"""Benchmark the feature build (`dbt build`, tests included) at several universe sizes.
+
+Each size gets its own data directory with a freshly generated market (default 2,016 days), then
+`ml.warehouse.build_features` runs `repeats` times; the median wall time is reported.
+Usage: python bench/bench_features.py [--symbols 130 500 1500] [--days 2016] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from ml.market import MarketConfig, write_market
+from ml.paths import DataPaths
+from ml.warehouse import build_features
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--symbols", type=int, nargs="+", default=[130, 500, 1500])
+    parser.add_argument("--days", type=int, default=2016)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    results = []
+    for n in args.symbols:
+        with tempfile.TemporaryDirectory(prefix=f"bench-features-{n}-") as tmp:
+            paths = DataPaths(Path(tmp))
+            write_market(MarketConfig(n_symbols=n, n_days=args.days, seed=11), paths.raw)
+            times = []
+            for _ in range(args.repeats):
+                started = time.perf_counter()
+                build_features(paths, log=lambda *_a, **_k: None)
+                times.append(time.perf_counter() - started)
+            rows = sum(1 for _ in (paths.features).glob("*.parquet"))
+            row = {
+                "symbols": n,
+                "days": args.days,
+                "repeats": args.repeats,
+                "median_s": round(statistics.median(times), 2),
+                "min_s": round(min(times), 2),
+                "marts": rows,
+            }
+            results.append(row)
+            print(json.dumps(row), flush=True)
+    if len(results) > 1:
+        base = results[0]
+        for row in results[1:]:
+            ratio = row["median_s"] / base["median_s"]
+            print(f"{row['symbols']} vs {base['symbols']} symbols: {ratio:.2f}x the time for "
+                  f"{row['symbols'] / base['symbols']:.1f}x the names")
+
+
+if __name__ == "__main__":
+    main()
