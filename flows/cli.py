@@ -66,8 +66,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from ml.pipeline import run_pipeline
+    from ml.quality import DataQualityError
+    from ml.warehouse import FeatureBuildError
 
-    return run_pipeline(DataPaths.from_env(), log=_log)
+    try:
+        return run_pipeline(DataPaths.from_env(), log=_log)
+    except (FeatureBuildError, DataQualityError) as err:
+        print(f"aurora run: stopped by a data-quality gate:\n{err}", file=sys.stderr)
+        return 1
+
+
+def _cmd_build_features(args: argparse.Namespace) -> int:
+    from ml.pipeline import build_feature_layer
+    from ml.quality import DataQualityError
+    from ml.warehouse import FeatureBuildError
+
+    started = time.perf_counter()
+    try:
+        timings = build_feature_layer(DataPaths.from_env(), log=_log, select=args.select)
+    except (FeatureBuildError, DataQualityError) as err:
+        print(f"aurora build-features: stopped by a data-quality gate:\n{err}", file=sys.stderr)
+        return 1
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
+    _log(f"features ready in {time.perf_counter() - started:.1f}s ({stages})")
+    return 0
 
 
 def _not_yet(name: str):
@@ -116,7 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the whole daily pipeline, as far as it exists")
     run.set_defaults(handler=_cmd_run)
 
-    for name in ("build-features", "train", "backtest", "serve", "app"):
+    bf = sub.add_parser("build-features", help="dbt build + data-quality gates + Feast apply/materialize")
+    bf.add_argument("--select", help="dbt selector, e.g. '+price_momentum' (default: everything)")
+    bf.set_defaults(handler=_cmd_build_features)
+
+    for name in ("train", "backtest", "serve", "app"):
         sub.add_parser(name, help=f"{name} (arrives with a later issue)").set_defaults(handler=_not_yet(name))
     return parser
 

@@ -268,7 +268,8 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
     growth = rng.normal(0.012, 0.01, n)
     eps_trend = eps_base[:, None] * (1 + growth[:, None]) ** np.arange(n_q)[None, :]
     eps_trend = eps_trend + np.cumsum(rng.normal(0, 0.04, (n, n_q)), axis=1) * np.abs(eps_base)[:, None]
-    eps_std = 0.06 * np.abs(eps_base)[:, None] + 0.01 + 0.0 * eps_trend
+    # analysts disagree more in some quarters than others
+    eps_std = (0.06 * np.abs(eps_base)[:, None] + 0.01) * np.exp(rng.normal(0, 0.25, eps_trend.shape))
     n_snap = 5
     snap_offsets = np.array([84, 63, 42, 21, 5])  # business days before the report
     jitter = rng.integers(0, 4, (n, n_q, 1))

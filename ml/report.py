@@ -72,6 +72,20 @@ def oracle_rank_ic(paths: DataPaths) -> float | None:
     return float(daily_ic(frame, "er_5d", "fwd_5d").mean())
 
 
+def update_saved_report(paths: DataPaths, **values: Any) -> dict[str, Any]:
+    """Merge `values` into artifacts/report.json atomically (write a temp file, then rename)."""
+    import os
+
+    saved = paths.artifacts / "report.json"
+    current = json.loads(saved.read_text()) if saved.exists() else {}
+    current.update(values)
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    tmp = saved.with_suffix(f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(current, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, saved)
+    return current
+
+
 def build_report(paths: DataPaths) -> dict[str, Any]:
     report: dict[str, Any] = {key: None for key in REPORT_KEYS}
     saved = paths.artifacts / "report.json"

@@ -1,0 +1,11 @@
+{#- Fails with one row per duplicated key: the combination of columns is unique (e.g. symbol + date). -#}
+{% test unique_combination(model, combination_of_columns) %}
+
+select
+    {{ combination_of_columns | join(', ') }},
+    count(*) as n_rows
+from {{ model }}
+group by {{ combination_of_columns | join(', ') }}
+having count(*) > 1
+
+{% endtest %}
