@@ -52,3 +52,91 @@ def ic_summary(ic: pd.Series, horizon: int = 1) -> dict[str, float]:
     icir = mean / sd if sd > 0 else float("nan")
     t_stat = icir * np.sqrt(len(ic) / max(horizon, 1))
     return {"mean": mean, "std": sd, "icir": icir, "t_stat": float(t_stat), "n": int(len(ic))}
+
+
+def hit_rate(ic: pd.Series) -> float:
+    """Fraction of days with a positive IC (NaN when there are none)."""
+    ic = ic.dropna()
+    return float((ic > 0).mean()) if len(ic) else float("nan")
+
+
+def sign_hit_rate(frame: pd.DataFrame, score: str, target: str, min_names: int = 10) -> pd.Series:
+    """Per date, the fraction of names whose score and target fall on the same side of their
+    cross-sectional medians (0.5 = no skill)."""
+    data = frame[["date", score, target]].dropna()
+    g = data.groupby("date")
+    s = np.sign(data[score] - g[score].transform("median"))
+    t = np.sign(data[target] - g[target].transform("median"))
+    valid = (s != 0) & (t != 0)
+    hits = ((s == t) & valid).groupby(data["date"]).sum()
+    n = valid.groupby(data["date"]).sum()
+    out = hits / n.where(n > 0)
+    return out[(g.size() >= min_names) & out.notna()]
+
+
+def decile_spread(
+    frame: pd.DataFrame, score: str, target: str, n_bins: int = 10, min_names: int = 20
+) -> pd.Series:
+    """Per date, mean `target` of the top score bin minus that of the bottom bin (equal-count bins
+    by cross-sectional score rank; deciles by default)."""
+    data = frame[["date", score, target]].dropna()
+    g = data.groupby("date")
+    n = g[score].transform("size")
+    pct = g[score].rank(method="first") / n
+    bins = np.clip(np.ceil(pct * n_bins), 1, n_bins)
+    top = data[target].where(bins == n_bins).groupby(data["date"]).mean()
+    bottom = data[target].where(bins == 1).groupby(data["date"]).mean()
+    spread = top - bottom
+    return spread[(g.size() >= min_names) & spread.notna()]
+
+
+def ic_decay(
+    frame: pd.DataFrame, score: str, targets: dict[int, str], method: str = "spearman", min_names: int = 10
+) -> dict[int, float]:
+    """Mean daily IC of one score against forward returns of several horizons {horizon: column}."""
+    out = {}
+    for h, col in sorted(targets.items()):
+        ic = daily_ic(frame, score, col, method=method, min_names=min_names) if col in frame else pd.Series()
+        out[int(h)] = float(ic.mean()) if len(ic) else float("nan")
+    return out
+
+
+def evaluate_scores(
+    frame: pd.DataFrame,
+    score: str,
+    targets: dict[int, str],
+    primary: int = 5,
+    min_names: int = 10,
+    n_bins: int = 10,
+) -> dict[str, float]:
+    """Out-of-sample scorecard of one score column against forward-return columns {horizon: column}.
+
+    Keys: `ic` (mean daily Pearson IC), `rank_ic`, `rank_ic_std`, `icir` (rank IC mean / sd),
+    `t_stat` (overlap-corrected for the `primary` horizon), `hit_rate` (share of days with rank IC > 0),
+    `sign_hit_rate`, `decile_spread` (mean top-minus-bottom decile forward return per date) and its
+    `decile_spread_t`, `ic_decay_<h>` (mean rank IC at each horizon), `n_days`, `start`, `end`.
+    All computed on the primary horizon's target unless named by horizon.
+    """
+    target = targets[primary]
+    rank = daily_ic(frame, score, target, "spearman", min_names)
+    pearson = daily_ic(frame, score, target, "pearson", min_names)
+    summary = ic_summary(rank, horizon=primary)
+    spread = decile_spread(frame, score, target, n_bins=n_bins, min_names=max(min_names, 2 * n_bins))
+    spread_sum = ic_summary(spread, horizon=primary)
+    out: dict[str, float] = {
+        "ic": float(pearson.mean()) if len(pearson) else float("nan"),
+        "rank_ic": summary["mean"],
+        "rank_ic_std": summary["std"],
+        "icir": summary["icir"],
+        "t_stat": summary["t_stat"],
+        "hit_rate": hit_rate(rank),
+        "sign_hit_rate": float(sign_hit_rate(frame, score, target, min_names).mean()),
+        "decile_spread": spread_sum["mean"],
+        "decile_spread_t": spread_sum["t_stat"],
+        "n_days": int(summary["n"]),
+        "start": str(pd.Timestamp(rank.index.min()).date()) if len(rank) else "",
+        "end": str(pd.Timestamp(rank.index.max()).date()) if len(rank) else "",
+    }
+    for h, value in ic_decay(frame, score, targets, "spearman", min_names).items():
+        out[f"ic_decay_{h}"] = value
+    return out

@@ -1,0 +1,545 @@
+"""Model registry: artifacts on disk, one row per model in DuckDB, lifecycle with guarded transitions.
+
+Every registered model records its id, family, feature view, feature list, the version of its
+feature definitions (the dbt manifest checksum of each mart it reads, passed in as {view: checksum}),
+hyper-parameters, training window, out-of-sample window, data snapshot hash, seed, artifact path,
+format and sha256, and its out-of-sample metrics. The record lives in the DuckDB table
+`ml.model_registry` (`$AURORA_DATA_DIR/warehouse.duckdb`, schema and tables created when missing;
+every write is one transaction) and as YAML beside the artifact:
+`$AURORA_DATA_DIR/artifacts/models/<model_id>/model.yaml`.
+
+Artifacts use native formats where the library has one: LightGBM `save_model` text (`model.txt`),
+XGBoost JSON (`model.json`), linear families as JSON coefficients (`model.json`); extra trees and the
+MLP are pickled with joblib (`model.joblib`) - pickle runs code when loaded, which is why `load_model`
+checks the sha256 recorded in the registry before touching any artifact and refuses a mismatch.
+
+Lifecycle: candidate -> active -> retired (candidate -> retired also allowed; nothing leaves
+retired). Transitions are logged in `ml.model_events` with a reason. `write_predictions` writes
+`ml.predictions` (date, symbol, model_id, score), refusing rows dated before a registered model's
+out-of-sample start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import yaml
+
+from ml.paths import DataPaths
+from ml.zoo import FAMILIES, CrossSectionalModel, ZooEstimator, _MomentsLinear
+
+STATUSES = ("candidate", "active", "retired")
+TRANSITIONS: dict[str, set[str]] = {"candidate": {"active", "retired"}, "active": {"retired"}, "retired": set()}
+SCHEMA = "ml"
+YAML_NAME = "model.yaml"
+PICKLE_NOTE = ("joblib pickle: loading runs code, so load_model refuses any file whose sha256 differs "
+               "from the registry's")
+
+DDL = [
+    f"create schema if not exists {SCHEMA}",
+    f"""create table if not exists {SCHEMA}.model_registry (
+        model_id varchar primary key,
+        family varchar not null,
+        view varchar not null,
+        features varchar not null,
+        feature_versions varchar not null,
+        params varchar not null,
+        target varchar,
+        cv varchar,
+        layout varchar,
+        train_start date,
+        train_end date,
+        oos_start date,
+        oos_end date,
+        data_hash varchar,
+        seed integer,
+        artifact_path varchar not null,
+        artifact_format varchar not null,
+        artifact_sha256 varchar not null,
+        metrics varchar,
+        status varchar not null,
+        note varchar,
+        created_at timestamp not null,
+        updated_at timestamp not null
+    )""",
+    f"""create table if not exists {SCHEMA}.model_events (
+        event_at timestamp not null,
+        model_id varchar not null,
+        from_status varchar,
+        to_status varchar not null,
+        reason varchar
+    )""",
+    f"""create table if not exists {SCHEMA}.predictions (
+        date date not null,
+        symbol varchar not null,
+        model_id varchar not null,
+        score double
+    )""",
+]
+JSON_FIELDS = ("features", "feature_versions", "params", "target", "cv", "layout", "metrics")
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot be done (unknown model, duplicate id, invalid transition)."""
+
+
+class ArtifactIntegrityError(RegistryError):
+    """An artifact whose sha256 differs from the registry's record: never loaded."""
+
+
+@dataclass
+class ModelRecord:
+    model_id: str
+    family: str
+    view: str
+    features: list[str]
+    feature_versions: dict[str, str]
+    params: dict[str, Any]
+    train_start: str | None
+    train_end: str | None
+    oos_start: str | None
+    oos_end: str | None
+    data_hash: str
+    seed: int
+    artifact_path: str
+    artifact_format: str
+    artifact_sha256: str
+    metrics: dict[str, Any]
+    status: str = "candidate"
+    target: dict[str, Any] = field(default_factory=dict)
+    cv: dict[str, Any] = field(default_factory=dict)
+    layout: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+    created_at: str = ""
+    updated_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+# ================================================================================ hashing
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_snapshot_hash(files: Iterable[str | os.PathLike]) -> str:
+    """sha256 over (file name, sha256 of its bytes) of each file, in name order: a pure function of
+    the files' contents and names (not their directory or timestamps)."""
+    digest = hashlib.sha256()
+    for path in sorted((Path(f) for f in files), key=lambda p: p.name):
+        digest.update(f"{path.name}:{sha256_file(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def view_files(paths: DataPaths, view: str, views: Iterable[str] | None = None) -> list[Path]:
+    """The mart files a model of `view` was trained from: the view's parquet (every view's for `all`)
+    plus labels.parquet."""
+    if view == "all":
+        names = list(views) if views is not None else [p.stem for p in paths.features.glob("*.parquet")
+                                                       if p.stem != "labels"]
+    else:
+        names = [view]
+    files = [paths.features / f"{n}.parquet" for n in names] + [paths.features / "labels.parquet"]
+    return [f for f in files if f.exists()]
+
+
+def feature_versions_for(view: str, features: list[str], checksums: Mapping[str, str]) -> dict[str, str]:
+    """The checksums of the marts a model reads: its view's (each prefix's for `all`) and labels'."""
+    views = {str(f).split("__", 1)[0] for f in features if "__" in str(f)} or {view}
+    wanted = (views | {"labels"}) if view == "all" else {view, "labels"}
+    return {v: str(checksums[v]) for v in sorted(wanted) if v in checksums}
+
+
+# ================================================================================ helpers
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, pd.Timestamp | datetime):
+        return value.isoformat()
+    return value
+
+
+def _date_str(value) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
+        return None
+    return str(pd.Timestamp(value).date())
+
+
+def models_dir(paths: DataPaths) -> Path:
+    return paths.artifacts / "models"
+
+
+def connect(paths: DataPaths, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection to the warehouse with the registry tables present (created when writable)."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    if read_only and not paths.warehouse.exists():
+        raise RegistryError(f"no warehouse at {paths.warehouse}")
+    con = duckdb.connect(str(paths.warehouse), read_only=read_only)
+    if not read_only:
+        for statement in DDL:
+            con.execute(statement)
+    return con
+
+
+class _Transaction:
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+
+    def __enter__(self):
+        self.con.execute("begin transaction")
+        return self.con
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.con.execute("commit")
+        else:
+            self.con.execute("rollback")
+        return False
+
+
+def _write_yaml(path: Path, record: ModelRecord) -> None:
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(record.to_dict(), sort_keys=False))
+    os.replace(tmp, path)
+
+
+def _row(record: ModelRecord) -> dict[str, Any]:
+    data = record.to_dict()
+    for key in JSON_FIELDS:
+        data[key] = json.dumps(data[key], sort_keys=True)
+    return data
+
+
+def _record_from_row(row: Mapping[str, Any]) -> ModelRecord:
+    data = dict(row)
+    for key in JSON_FIELDS:
+        data[key] = json.loads(data[key]) if data.get(key) else ({} if key != "features" else [])
+    for key in ("train_start", "train_end", "oos_start", "oos_end"):
+        data[key] = _date_str(data[key]) if data.get(key) is not None else None
+    for key in ("created_at", "updated_at"):
+        data[key] = pd.Timestamp(data[key]).isoformat() if data.get(key) is not None else ""
+    data["note"] = data.get("note") or ""
+    return ModelRecord(**data)
+
+
+# ================================================================================ artifacts
+def save_artifact(model: CrossSectionalModel, directory: Path) -> tuple[Path, str, str, str]:
+    """Write the estimator in its native format into `directory`: (path, format, sha256, note)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    est: ZooEstimator = model.estimator_
+    name = est.save(directory)
+    path = directory / name
+    fmt = est.artifact_format
+    return path, fmt, sha256_file(path), (PICKLE_NOTE if fmt == "joblib" else "")
+
+
+def _load_estimator(path: Path, fmt: str, family: str, params: dict, features: list[str]) -> ZooEstimator:
+    cls = FAMILIES[family]
+    if fmt == "json":
+        return _MomentsLinear.load(path)
+    if fmt in ("lightgbm-text", "xgboost-json"):
+        return cls.load_native(path, params, features)
+    if fmt == "joblib":
+        return cls.load(path)
+    raise RegistryError(f"unknown artifact format {fmt!r}")
+
+
+# ================================================================================ register / read
+def register_model(
+    paths: DataPaths,
+    model: CrossSectionalModel,
+    *,
+    model_id: str,
+    family: str,
+    view: str,
+    params: Mapping[str, Any],
+    train_start,
+    train_end,
+    feature_versions: Mapping[str, str],
+    data_hash: str,
+    seed: int,
+    metrics: Mapping[str, Any] | None = None,
+    oos_start=None,
+    oos_end=None,
+    target: Mapping[str, Any] | None = None,
+    cv: Mapping[str, Any] | None = None,
+    status: str = "candidate",
+    overwrite: bool = False,
+) -> ModelRecord:
+    """Save the artifact and its YAML, then insert the registry row (one transaction).
+
+    The artifact directory is written under a temporary name and moved into place inside the
+    transaction, so a failure leaves neither a row nor a directory. An existing id raises unless
+    `overwrite` (the old artifact and row are replaced, status reset to `status`).
+    """
+    if status not in STATUSES:
+        raise RegistryError(f"unknown status {status!r}; one of {STATUSES}")
+    root = models_dir(paths)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / model_id
+    tmp = root / f".{model_id}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    path, fmt, sha, note = save_artifact(model, tmp)
+    now = _now().isoformat()
+    record = ModelRecord(
+        model_id=model_id, family=family, view=view, features=list(model.features_),
+        feature_versions=dict(feature_versions), params=_jsonable(dict(params)),
+        train_start=_date_str(train_start), train_end=_date_str(train_end),
+        oos_start=_date_str(oos_start), oos_end=_date_str(oos_end), data_hash=data_hash, seed=int(seed),
+        artifact_path=str(final / path.name), artifact_format=fmt, artifact_sha256=sha,
+        metrics=_jsonable(dict(metrics or {})), status=status, target=_jsonable(dict(target or {})),
+        cv=_jsonable(dict(cv or {})), layout=_jsonable(model.layout()), note=note, created_at=now, updated_at=now,
+    )
+    _write_yaml(tmp / YAML_NAME, record)
+    con = connect(paths)
+    backup = None
+    try:
+        with _Transaction(con):
+            exists = con.execute(f"select count(*) from {SCHEMA}.model_registry where model_id = ?",
+                                 [model_id]).fetchone()[0]
+            if exists and not overwrite:
+                raise RegistryError(f"model {model_id} is already registered (overwrite=True to replace)")
+            if exists:
+                con.execute(f"delete from {SCHEMA}.model_registry where model_id = ?", [model_id])
+            row = _row(record)
+            cols = list(row)
+            con.execute(
+                f"insert into {SCHEMA}.model_registry ({', '.join(cols)}) values ({', '.join('?' * len(cols))})",
+                [row[c] for c in cols],
+            )
+            con.execute(f"insert into {SCHEMA}.model_events values (?, ?, ?, ?, ?)",
+                        [_now(), model_id, None, status, "registered" + (" (overwrite)" if exists else "")])
+            if final.exists():
+                backup = root / f".{model_id}.old-{os.getpid()}"
+                os.replace(final, backup)
+            os.replace(tmp, final)
+    except BaseException:
+        if final.exists() and not tmp.exists() and backup is not None:
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(backup, final)
+            backup = None
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        con.close()
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+    return record
+
+
+def register_spec(
+    paths: DataPaths,
+    result,
+    feature_versions: Mapping[str, str],
+    data_hash: str | None = None,
+    status: str = "candidate",
+    overwrite: bool = False,
+) -> ModelRecord:
+    """Register a `training.SpecResult`'s final model. `feature_versions`: the dbt checksum of every
+    mart ({view: checksum}, e.g. `ml.warehouse.mart_checksums(paths)`); the ones it reads are kept.
+    `data_hash` defaults to `data_snapshot_hash` of its mart files."""
+    if result.final_model is None:
+        raise RegistryError(f"{result.model_id} has no final model to register")
+    if data_hash is None:
+        data_hash = data_snapshot_hash(view_files(paths, result.view))
+    preds = result.predictions
+    return register_model(
+        paths, result.final_model, model_id=result.model_id, family=result.family, view=result.view,
+        params=result.params, train_start=result.train_start, train_end=result.train_end,
+        feature_versions=feature_versions_for(result.view, result.features, feature_versions),
+        data_hash=data_hash, seed=result.seed, metrics=result.metrics,
+        oos_start=preds["date"].min() if len(preds) else None, oos_end=preds["date"].max() if len(preds) else None,
+        target=result.target, cv=result.cv, status=status, overwrite=overwrite,
+    )
+
+
+def get_record(paths: DataPaths, model_id: str) -> ModelRecord:
+    con = connect(paths, read_only=True)
+    try:
+        frame = con.execute(f"select * from {SCHEMA}.model_registry where model_id = ?", [model_id]).df()
+    except duckdb.CatalogException as exc:
+        raise RegistryError(f"no registry in {paths.warehouse}") from exc
+    finally:
+        con.close()
+    if frame.empty:
+        raise RegistryError(f"unknown model {model_id!r}")
+    return _record_from_row(frame.iloc[0].to_dict())
+
+
+def list_models(paths: DataPaths, status: str | None = None) -> pd.DataFrame:
+    """Registry rows (JSON columns as text), optionally only one status; empty when no registry yet."""
+    if not paths.warehouse.exists():
+        return pd.DataFrame()
+    con = connect(paths, read_only=True)
+    try:
+        sql = f"select * from {SCHEMA}.model_registry"
+        return con.execute(sql + (" where status = ?" if status else "") + " order by created_at, model_id",
+                           [status] if status else []).df()
+    except duckdb.CatalogException:
+        return pd.DataFrame()
+    finally:
+        con.close()
+
+
+def verify_artifact(record: ModelRecord) -> Path:
+    """The artifact path after checking its sha256 against the record (ArtifactIntegrityError if not)."""
+    path = Path(record.artifact_path)
+    if not path.exists():
+        raise ArtifactIntegrityError(f"{record.model_id}: artifact {path} is missing")
+    actual = sha256_file(path)
+    if actual != record.artifact_sha256:
+        raise ArtifactIntegrityError(
+            f"{record.model_id}: artifact {path} has sha256 {actual}, registry says {record.artifact_sha256}; "
+            "refusing to load"
+        )
+    return path
+
+
+def load_model(paths: DataPaths, model_id: str) -> CrossSectionalModel:
+    """The serving model (raw features in, scores out), after the sha256 check."""
+    record = get_record(paths, model_id)
+    path = verify_artifact(record)
+    est = _load_estimator(path, record.artifact_format, record.family, record.params, record.features)
+    layout = record.layout
+    return CrossSectionalModel.from_fitted(
+        est, layout.get("features", record.features), preprocess=layout.get("preprocess", "rank_gauss"),
+        clip=float(layout.get("clip", 3.0)), state_pattern=layout.get("state_pattern") or "",
+        state_columns=layout.get("state_columns", []), state_stat=layout.get("state_stat", ""),
+    )
+
+
+# ================================================================================ lifecycle
+def transition(paths: DataPaths, model_id: str, to_status: str, reason: str = "") -> ModelRecord:
+    """Move a model along candidate -> active -> retired (or candidate -> retired); other moves raise."""
+    if to_status not in STATUSES:
+        raise RegistryError(f"unknown status {to_status!r}; one of {STATUSES}")
+    con = connect(paths)
+    try:
+        with _Transaction(con):
+            row = con.execute(f"select status, artifact_path from {SCHEMA}.model_registry where model_id = ?",
+                              [model_id]).fetchone()
+            if row is None:
+                raise RegistryError(f"unknown model {model_id!r}")
+            current = row[0]
+            if to_status not in TRANSITIONS[current]:
+                raise RegistryError(f"{model_id}: cannot go from {current} to {to_status} "
+                                    f"(allowed: {sorted(TRANSITIONS[current]) or 'none'})")
+            now = _now()
+            con.execute(f"update {SCHEMA}.model_registry set status = ?, updated_at = ? where model_id = ?",
+                        [to_status, now, model_id])
+            con.execute(f"insert into {SCHEMA}.model_events values (?, ?, ?, ?, ?)",
+                        [now, model_id, current, to_status, reason])
+    finally:
+        con.close()
+    record = get_record(paths, model_id)
+    yaml_path = Path(record.artifact_path).parent / YAML_NAME
+    if yaml_path.parent.exists():
+        _write_yaml(yaml_path, record)
+    return record
+
+
+def promote(paths: DataPaths, model_id: str, reason: str = "") -> ModelRecord:
+    return transition(paths, model_id, "active", reason)
+
+
+def retire(paths: DataPaths, model_id: str, reason: str = "") -> ModelRecord:
+    return transition(paths, model_id, "retired", reason)
+
+
+def model_events(paths: DataPaths, model_id: str | None = None) -> pd.DataFrame:
+    con = connect(paths, read_only=True)
+    try:
+        sql = f"select * from {SCHEMA}.model_events"
+        return con.execute(sql + (" where model_id = ?" if model_id else "") + " order by event_at",
+                           [model_id] if model_id else []).df()
+    finally:
+        con.close()
+
+
+# ================================================================================ predictions
+def write_predictions(paths: DataPaths, predictions: pd.DataFrame) -> int:
+    """Replace the `ml.predictions` rows of the given models by these (date, symbol, model_id, score),
+    in one transaction. Only out-of-sample rows belong here: rows dated before a registered model's
+    `oos_start` raise. Returns the number of rows written."""
+    need = ["date", "symbol", "model_id", "score"]
+    missing = [c for c in need if c not in predictions.columns]
+    if missing:
+        raise RegistryError(f"predictions lack columns {missing}")
+    frame = predictions[need].copy()
+    frame["date"] = pd.to_datetime(frame["date"]).dt.date
+    frame["symbol"] = frame["symbol"].astype(str)
+    frame["model_id"] = frame["model_id"].astype(str)
+    frame["score"] = frame["score"].astype("float64")
+    ids = sorted(frame["model_id"].unique())
+    con = connect(paths)
+    try:
+        if ids:
+            starts = con.execute(
+                f"select model_id, oos_start from {SCHEMA}.model_registry where model_id in "
+                f"({', '.join('?' * len(ids))})", ids,
+            ).fetchall()
+            first = frame.groupby("model_id")["date"].min()
+            for mid, oos_start in starts:
+                if oos_start is not None and first[mid] < oos_start:
+                    raise RegistryError(f"{mid}: predictions dated {first[mid]} precede its out-of-sample "
+                                        f"start {oos_start}; only OOS predictions go to ml.predictions")
+        with _Transaction(con):
+            if ids:
+                con.execute(f"delete from {SCHEMA}.predictions where model_id in ({', '.join('?' * len(ids))})", ids)
+            con.register("_incoming_predictions", frame)
+            con.execute(f"insert into {SCHEMA}.predictions select date, symbol, model_id, score "
+                        "from _incoming_predictions")
+            con.unregister("_incoming_predictions")
+    finally:
+        con.close()
+    return len(frame)
+
+
+def register_zoo(
+    paths: DataPaths,
+    result,
+    feature_versions: Mapping[str, str],
+    status: str = "candidate",
+    overwrite: bool = False,
+    predictions: bool = True,
+) -> list[ModelRecord]:
+    """Register every spec of a `training.ZooResult` (data hashes computed once per view from the
+    mart files under `paths`) and, unless `predictions=False`, write their OOS predictions."""
+    hashes: dict[str, str] = {}
+    records = []
+    for spec in result.specs:
+        if spec.final_model is None:
+            continue
+        if spec.view not in hashes:
+            hashes[spec.view] = data_snapshot_hash(view_files(paths, spec.view))
+        records.append(register_spec(paths, spec, feature_versions, hashes[spec.view], status, overwrite))
+    if predictions and len(result.predictions):
+        registered = {r.model_id for r in records}
+        write_predictions(paths, result.predictions[result.predictions["model_id"].isin(registered)])
+    return records

@@ -1,0 +1,576 @@
+"""Walk-forward training of the model zoo: out-of-sample predictions, per-fold records, serving models.
+
+A *spec* is (family, view). `train_spec` runs one spec over a `PreparedView` (features normalized per
+date once, cross-sectional target, per-date moments for the linear families) with the purged
+`WalkForward` of `ml.cv`: at each refit it fits on the training window and scores the test period,
+re-choosing hyper-parameters from the family's grid every `tune_every` refits on an inner purged
+validation tail of the training window (never on data at or after the test window). It returns only
+out-of-sample predictions (date, symbol, model_id, score), a fold table (windows, chosen params,
+validation scores, timing) and the final model for serving: refit on every date up to the last one
+with a complete label (rolling: the last `max_train_days` of them), with the hyper-parameters of the
+last walk-forward refit (tuned on the final window itself when there was no fold).
+
+Speed: features are normalized and (for the linear families) reduced to per-date moments once per
+view; tree families and the MLP fit a deterministic random subsample of at most `max_train_rows`
+training rows, seeded by (seed, window); every fit runs with `threads` BLAS/OpenMP threads (1 by
+default: on a small shared host oversubscribed threads make LightGBM, XGBoost and BLAS many times
+slower).
+
+`train_zoo(frame_by_view, config, log)` runs every enabled (family, view) of `config/zoo.yaml`
+with progress lines and returns predictions plus the out-of-sample metrics of each spec.
+
+Frames. A view frame has columns `symbol`, `date`, the view's features and (or, under the key
+`labels` of `frame_by_view`) the label columns named in the config. Feature columns are renamed
+`<view>__<feature>` (Feast's full names; already-prefixed names are kept), so the `all` pseudo-view,
+every view side by side, has no clashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from copy import deepcopy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.model_selection import ParameterGrid
+from threadpoolctl import threadpool_limits
+
+from ml.contract import FEATURE_VIEWS
+from ml.cv import WalkForward
+from ml.metrics import evaluate_scores
+from ml.paths import DataPaths
+from ml.zoo import (
+    DEFAULT_STATE_PATTERN,
+    FAMILIES,
+    CrossSectionalModel,
+    DateMoments,
+    ZooEstimator,
+    cross_sectional_normalize,
+    cross_sectional_target,
+    make_model,
+    market_state,
+    state_source_columns,
+)
+
+ALL_VIEW = "all"
+SEP = "__"
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "config" / "zoo.yaml"
+
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "threads": 1,  # BLAS/OpenMP threads inside fits (oversubscribed multi-threading is slow on small hosts)
+    "views": [*FEATURE_VIEWS, ALL_VIEW],
+    "target": {"label": "fwd_ret_sn_5d", "transform": "rank", "horizon": 5},
+    "evaluation": {"labels": {1: "fwd_ret_sn_1d", 5: "fwd_ret_sn_5d", 21: "fwd_ret_sn_21d"}, "primary": 5},
+    "preprocess": {"method": "rank_gauss", "clip": 3.0, "state_pattern": DEFAULT_STATE_PATTERN},
+    "cv": {
+        "cadence": "M",
+        "horizon": None,  # purge in trading days; None -> target.horizon
+        "embargo": 2,
+        "min_train_days": 504,
+        "max_train_days": None,
+        "first_test_date": None,
+        "tune_every": 12,
+        "val_fraction": 0.2,
+        "max_train_rows": None,
+    },
+    "families": {name: {"enabled": True} for name in FAMILIES},
+}
+FAMILY_KEYS = {"enabled", "params", "grid", "cadence", "tune_every", "max_train_rows", "max_train_days"}
+
+
+class ConfigError(ValueError):
+    """An invalid zoo configuration."""
+
+
+# ================================================================================ configuration
+def _merge(base: dict, over: Mapping) -> dict:
+    out = deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = deepcopy(value)
+    return out
+
+
+def load_config(config: str | Path | Mapping | None = None) -> dict[str, Any]:
+    """The zoo configuration: defaults overlaid with a YAML file (default `config/zoo.yaml`) or a dict.
+
+    Validates families, views, target transform and CV settings; fills `cv.horizon` from the target.
+    """
+    if config is None:
+        config = DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else {}
+    if isinstance(config, str | Path):
+        config = yaml.safe_load(Path(config).read_text()) or {}
+    cfg = _merge(DEFAULTS, config)
+    labels = cfg["evaluation"]["labels"]
+    cfg["evaluation"]["labels"] = {int(h): str(c) for h, c in labels.items()}
+    target, cv = cfg["target"], cfg["cv"]
+    if target["transform"] not in ("rank", "demean", "raw"):
+        raise ConfigError(f"target.transform must be rank | demean | raw, got {target['transform']!r}")
+    if cv["horizon"] is None:
+        cv["horizon"] = int(target["horizon"])
+    if int(cv["horizon"]) < int(target["horizon"]):
+        raise ConfigError(f"cv.horizon ({cv['horizon']}) must be >= the label horizon ({target['horizon']})")
+    for name, fam in cfg["families"].items():
+        if name not in FAMILIES:
+            raise ConfigError(f"unknown family {name!r} in config; known: {sorted(FAMILIES)}")
+        unknown = set(fam) - FAMILY_KEYS
+        if unknown:
+            raise ConfigError(f"family {name}: unknown keys {sorted(unknown)}; allowed {sorted(FAMILY_KEYS)}")
+        make_model(name, **(fam.get("params") or {}))  # validates parameter names
+        grid = fam.get("grid")
+        if grid is not None:
+            make_model(name, **{k: v[0] for k, v in grid.items() if v})
+    if int(cfg["evaluation"]["primary"]) not in cfg["evaluation"]["labels"]:
+        raise ConfigError("evaluation.primary must be one of evaluation.labels' horizons")
+    return cfg
+
+
+def family_settings(cfg: Mapping, family: str) -> dict[str, Any]:
+    """A family's effective settings: params (seeded), grid, cadence, tune_every, row cap, window."""
+    fam = dict(cfg["families"].get(family) or {})
+    cv = cfg["cv"]
+    cls = FAMILIES[family]
+    params = dict(fam.get("params") or {})
+    default_params = cls().get_params()
+    if "random_state" in default_params:
+        params.setdefault("random_state", int(cfg["seed"]))
+    if "overlap" in default_params:
+        params.setdefault("overlap", int(cfg["target"]["horizon"]))
+    grid = fam.get("grid")
+    return {
+        "enabled": bool(fam.get("enabled", True)),
+        "params": params,
+        "grid": dict(cls.grid if grid is None else grid),
+        "cadence": fam.get("cadence") or cv["cadence"],
+        "tune_every": int(fam.get("tune_every") or cv["tune_every"]),
+        "max_train_rows": fam.get("max_train_rows", cv.get("max_train_rows")),
+        "max_train_days": fam.get("max_train_days", cv["max_train_days"]),
+    }
+
+
+def enabled_families(cfg: Mapping) -> list[str]:
+    return [f for f in cfg["families"] if family_settings(cfg, f)["enabled"]]
+
+
+# ================================================================================ frames
+def label_columns(cfg: Mapping) -> list[str]:
+    cols = [cfg["target"]["label"], *cfg["evaluation"]["labels"].values()]
+    return list(dict.fromkeys(cols))
+
+
+def _prefixed(frame: pd.DataFrame, view: str, skip: set[str]) -> pd.DataFrame:
+    rename = {c: f"{view}{SEP}{c}" for c in frame.columns if c not in skip and SEP not in str(c)}
+    return frame.rename(columns=rename)
+
+
+def _keyed(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    out["date"] = pd.to_datetime(out["date"])
+    out["symbol"] = out["symbol"].astype(str)
+    return out
+
+
+def build_view_frames(frame_by_view: Mapping[str, pd.DataFrame], cfg: Mapping) -> dict[str, pd.DataFrame]:
+    """One frame per configured view (symbol, date, `<view>__<feature>`..., labels): labels joined from
+    `frame_by_view["labels"]` when the view frames lack them; `all` built by joining every view."""
+    labels_needed = label_columns(cfg)
+    label_frame = frame_by_view.get("labels")
+    keys = {"symbol", "date"}
+    out: dict[str, pd.DataFrame] = {}
+    for view, frame in frame_by_view.items():
+        if view in ("labels", ALL_VIEW):
+            continue
+        frame = _keyed(frame)
+        present = [c for c in labels_needed if c in frame.columns]
+        feats = frame.drop(columns=present)
+        out[view] = _prefixed(feats, view, keys | set(labels_needed))
+        if present:
+            out[view] = out[view].merge(frame[["symbol", "date", *present]], on=["symbol", "date"], how="left")
+    if ALL_VIEW in cfg["views"]:
+        if ALL_VIEW in frame_by_view:
+            out[ALL_VIEW] = _keyed(frame_by_view[ALL_VIEW])
+        else:
+            parts = list(out.values())  # every feature view present, configured on its own or not
+            if parts:
+                merged = None
+                for part in parts:
+                    part = part.drop(columns=[c for c in labels_needed if c in part.columns])
+                    merged = part if merged is None else merged.merge(part, on=["symbol", "date"], how="outer")
+                out[ALL_VIEW] = merged
+    if label_frame is not None:
+        lf = _keyed(label_frame)
+        lf = lf[["symbol", "date", *[c for c in labels_needed if c in lf.columns]]]
+        for view, frame in out.items():
+            missing = [c for c in labels_needed if c not in frame.columns and c in lf.columns]
+            if missing:
+                out[view] = frame.merge(lf[["symbol", "date", *missing]], on=["symbol", "date"], how="left")
+    return {v: out[v] for v in cfg["views"] if v in out}
+
+
+def load_view_frames(paths: DataPaths, views: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """Read `features/<view>.parquet` and `features/labels.parquet` (the dbt marts) as raw frames,
+    keyed by view name plus `labels`; pass the result to `train_zoo`. Missing views are skipped."""
+    views = [v for v in (views or FEATURE_VIEWS) if v != ALL_VIEW]
+    out = {}
+    for name in [*views, "labels"]:
+        path = paths.features / f"{name}.parquet"
+        if path.exists():
+            out[name] = pd.read_parquet(path)
+    return out
+
+
+def frames_from_wide(wide: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Split a Feast `training_frame` (symbol, date, `<view>__<f>`..., `labels__<label>`) into frames
+    per view plus `labels` (label names without their prefix)."""
+    out: dict[str, list[str]] = {}
+    for col in wide.columns:
+        if SEP in str(col):
+            out.setdefault(str(col).split(SEP, 1)[0], []).append(col)
+    frames = {}
+    for view, cols in out.items():
+        frame = wide[["symbol", "date", *cols]]
+        if view == "labels":
+            frame = frame.rename(columns={c: c.split(SEP, 1)[1] for c in cols})
+        frames[view] = frame
+    return frames
+
+
+# ================================================================================ prepared view
+@dataclass
+class PreparedView:
+    """A view ready for walk-forward: rows sorted by (date, symbol), features normalized per date."""
+
+    view: str
+    features: list[str]
+    X: pd.DataFrame  # normalized features, index (date, symbol)
+    state: pd.DataFrame  # date-level state columns (for regime families), same index
+    state_columns: list[str]
+    state_stat: str
+    y: np.ndarray  # cross-sectional target (NaN where the label is missing)
+    labels: pd.DataFrame  # raw label columns, same index
+    calendar: np.ndarray  # unique dates (datetime64)
+    codes: np.ndarray  # row -> calendar position
+    bounds: np.ndarray  # rows of calendar position t: bounds[t]:bounds[t+1]
+    preprocess: dict[str, Any]
+    prepare_s: float = 0.0
+    _moments: DateMoments | None = field(default=None, repr=False)
+
+    def rows(self, first: int, last: int) -> slice:
+        return slice(int(self.bounds[first]), int(self.bounds[last + 1]))
+
+    @property
+    def moments(self) -> DateMoments:
+        if self._moments is None:
+            self._moments = DateMoments.from_arrays(
+                self.X.to_numpy(), self.y, self.codes, len(self.calendar),
+                state=self.state.to_numpy() if self.state.shape[1] else None, dates=self.calendar,
+            )
+        return self._moments
+
+    def design(self, rows, with_state: bool) -> pd.DataFrame:
+        X = self.X.iloc[rows]
+        return pd.concat([X, self.state.iloc[rows]], axis=1) if with_state else X
+
+    @property
+    def last_labeled_pos(self) -> int:
+        """Calendar position of the last date with any non-missing target."""
+        labeled = np.flatnonzero(np.isfinite(self.y))
+        return int(self.codes[labeled[-1]]) if len(labeled) else -1
+
+
+def prepare_view(frame: pd.DataFrame, view: str, cfg: Mapping, features: list[str] | None = None) -> PreparedView:
+    """Sort, normalize the features per date, compute the target and the market state of one view."""
+    started = time.perf_counter()
+    labels = label_columns(cfg)
+    target_col = cfg["target"]["label"]
+    if target_col not in frame.columns:
+        raise ConfigError(f"view {view}: label column {target_col!r} not in frame")
+    frame = _keyed(frame).sort_values(["date", "symbol"], kind="stable")
+    frame = frame.drop_duplicates(["date", "symbol"], keep="last")
+    index = pd.MultiIndex.from_arrays([frame["date"].to_numpy(), frame["symbol"].to_numpy()], names=["date", "symbol"])
+    if features is None:
+        features = [c for c in frame.columns if c not in ("date", "symbol", *labels)
+                    and pd.api.types.is_numeric_dtype(frame[c])]
+    raw = pd.DataFrame(frame[features].to_numpy(dtype="float64", na_value=np.nan), index=index, columns=features)
+    pre = cfg["preprocess"]
+    X = cross_sectional_normalize(raw, pre["method"], float(pre["clip"]))
+    state_cols, stat = state_source_columns(features, pre["state_pattern"])
+    state = market_state(raw, state_cols, stat)
+    y_raw = pd.Series(frame[target_col].to_numpy(dtype="float64"), index=index)
+    y = cross_sectional_target(y_raw, cfg["target"]["transform"]).to_numpy()
+    lab = pd.DataFrame({c: frame[c].to_numpy(dtype="float64") for c in labels if c in frame.columns}, index=index)
+    calendar, codes = np.unique(frame["date"].to_numpy(dtype="datetime64[ns]"), return_inverse=True)
+    bounds = np.searchsorted(codes, np.arange(len(calendar) + 1))
+    return PreparedView(
+        view=view, features=list(features), X=X, state=state, state_columns=state_cols, state_stat=stat,
+        y=y, labels=lab, calendar=calendar, codes=codes, bounds=bounds, preprocess=dict(pre),
+        prepare_s=time.perf_counter() - started,
+    )
+
+
+# ================================================================================ one spec
+@dataclass
+class SpecResult:
+    model_id: str
+    family: str
+    view: str
+    features: list[str]
+    params: dict[str, Any]  # the final model's hyper-parameters
+    predictions: pd.DataFrame  # out-of-sample only: date, symbol, model_id, score
+    folds: pd.DataFrame
+    final_model: CrossSectionalModel | None
+    train_start: pd.Timestamp | None  # the final model's training window
+    train_end: pd.Timestamp | None
+    metrics: dict[str, Any]
+    settings: dict[str, Any]
+    seed: int
+    elapsed_s: float
+    cv: dict[str, Any] = field(default_factory=dict)
+    target: dict[str, Any] = field(default_factory=dict)
+
+
+def _daily_rank_ic_mean(codes: np.ndarray, score: np.ndarray, target: np.ndarray, min_names: int = 5) -> float:
+    """Mean over dates of the cross-sectional Spearman correlation (fast, for validation)."""
+    ok = np.isfinite(score) & np.isfinite(target)
+    if ok.sum() < 3:
+        return float("nan")
+    frame = pd.DataFrame({"c": codes[ok], "s": score[ok], "t": target[ok]})
+    g = frame.groupby("c")
+    rs = g["s"].rank().to_numpy()
+    rt = g["t"].rank().to_numpy()
+    c = frame["c"].to_numpy()
+    _, inv = np.unique(c, return_inverse=True)
+    n = np.bincount(inv).astype(float)
+    ms, mt = np.bincount(inv, rs) / n, np.bincount(inv, rt) / n
+    ds, dt = rs - ms[inv], rt - mt[inv]
+    cov = np.bincount(inv, ds * dt)
+    var = np.bincount(inv, ds * ds) * np.bincount(inv, dt * dt)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ic = cov / np.sqrt(var)
+    ic = ic[(n >= min_names) & np.isfinite(ic)]
+    return float(ic.mean()) if len(ic) else float("nan")
+
+
+class _SpecRunner:
+    """Fits one family on calendar windows of a prepared view (moments fast path or row matrices)."""
+
+    def __init__(self, prep: PreparedView, family: str, settings: dict, seed: int):
+        self.prep, self.family, self.settings, self.seed = prep, family, settings, seed
+        self.cls = FAMILIES[family]
+
+    def fit(self, first: int, last: int, params: dict) -> ZooEstimator:
+        model = make_model(self.family, **params)
+        prep = self.prep
+        if self.cls.uses_moments:
+            return model.fit_moments(prep.moments.subset(np.arange(first, last + 1)), prep.features)
+        rows = np.arange(prep.bounds[first], prep.bounds[last + 1])
+        rows = rows[np.isfinite(prep.y[rows])]
+        cap = self.settings["max_train_rows"]
+        if cap and len(rows) > cap:
+            rng = np.random.default_rng([self.seed, first, last])
+            rows = np.sort(rng.choice(rows, size=int(cap), replace=False))
+        X = prep.design(rows, self.cls.needs_state)
+        return model.fit(X, pd.Series(prep.y[rows], index=X.index))
+
+    def predict(self, model: ZooEstimator, first: int, last: int) -> np.ndarray:
+        return model.predict(self.prep.design(self.prep.rows(first, last), self.cls.needs_state))
+
+    def tune(self, wf: WalkForward, first: int, last: int, base: dict, grid: dict, val_fraction: float):
+        """Best grid point by mean daily rank IC on the purged validation tail of [first, last]."""
+        split = wf.inner_calendar_split(first, last, val_fraction)
+        candidates = list(ParameterGrid(grid)) if grid else []
+        if split is None or len(candidates) < 2:
+            return ({**base, **candidates[0]} if candidates else dict(base)), {}
+        a, b, v0, v1 = split
+        rows = self.prep.rows(v0, v1)
+        codes, target = self.prep.codes[rows], self.prep.y[rows]
+        scores = {}
+        best, best_score = None, -np.inf
+        for cand in candidates:
+            params = {**base, **cand}
+            model = self.fit(a, b, params)
+            score = _daily_rank_ic_mean(codes, self.predict(model, v0, v1), target)
+            key = json.dumps(cand, sort_keys=True, default=str)
+            scores[key] = score
+            if np.isfinite(score) and score > best_score:
+                best, best_score = params, score
+        return (best if best is not None else {**base, **candidates[0]}), scores
+
+
+def spec_model_id(family: str, view: str, cfg: Mapping, features: list[str], last_date) -> str:
+    """Deterministic id: family, view and a digest of settings, target, CV, features and data end."""
+    payload = json.dumps(
+        {"family": family_settings(cfg, family), "target": cfg["target"], "cv": cfg["cv"],
+         "preprocess": cfg["preprocess"], "features": features, "end": str(last_date)},
+        sort_keys=True, default=str,
+    )
+    return f"{family}-{view}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
+
+
+def train_spec(
+    prep: PreparedView,
+    family: str,
+    cfg: Mapping | None = None,
+    log: Callable[[str], None] | None = None,
+    fit_final: bool = True,
+) -> SpecResult:
+    """Walk-forward one family on one prepared view: OOS predictions, fold table, final model."""
+    cfg = load_config(cfg) if not isinstance(cfg, dict) or "cv" not in cfg else cfg
+    with threadpool_limits(limits=int(cfg.get("threads") or 1)):
+        return _train_spec(prep, family, cfg, log, fit_final)
+
+
+def _train_spec(prep: PreparedView, family: str, cfg: Mapping, log, fit_final: bool) -> SpecResult:
+    started = time.perf_counter()
+    settings = family_settings(cfg, family)
+    cv = cfg["cv"]
+    seed = int(cfg["seed"])
+    wf = WalkForward(
+        cadence=settings["cadence"], horizon=int(cv["horizon"]), embargo=int(cv["embargo"]),
+        min_train_days=int(cv["min_train_days"]), max_train_days=settings["max_train_days"],
+        first_test_date=cv.get("first_test_date"),
+    )
+    runner = _SpecRunner(prep, family, settings, seed)
+    last_labeled = prep.last_labeled_pos
+    model_id = spec_model_id(family, prep.view, cfg, prep.features,
+                             prep.calendar[last_labeled] if last_labeled >= 0 else None)
+    grid, base = settings["grid"], settings["params"]
+    chosen: dict | None = None
+    fold_rows, scores = [], []
+    for k, (a, b, s, e) in enumerate(wf.calendar_folds(prep.calendar)):
+        t0 = time.perf_counter()
+        tuned, val_scores = False, {}
+        if chosen is None or (grid and k % settings["tune_every"] == 0):
+            chosen, val_scores = runner.tune(wf, a, b, base, grid, float(cv["val_fraction"]))
+            tuned = bool(val_scores)
+        model = runner.fit(a, b, chosen)
+        scores.append(runner.predict(model, s, e))
+        fold_rows.append({
+            "fold": k, "train_start": prep.calendar[a], "train_end": prep.calendar[b],
+            "test_start": prep.calendar[s], "test_end": prep.calendar[e],
+            "n_train_dates": b - a + 1, "n_test_rows": int(prep.bounds[e + 1] - prep.bounds[s]),
+            "params": json.dumps(chosen, sort_keys=True, default=str), "tuned": tuned,
+            "val_scores": json.dumps(val_scores), "fit_s": time.perf_counter() - t0,
+        })
+    folds = pd.DataFrame(fold_rows)
+    if fold_rows:
+        first_test = int(np.searchsorted(prep.calendar, np.datetime64(folds["test_start"].iloc[0])))
+        rows = slice(int(prep.bounds[first_test]), len(prep.codes))
+        idx = prep.X.index[rows]
+        predictions = pd.DataFrame({
+            "date": idx.get_level_values("date"), "symbol": idx.get_level_values("symbol"),
+            "model_id": model_id, "score": np.concatenate(scores),
+        })
+    else:
+        predictions = pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"), "symbol": pd.Series(dtype=str),
+                                    "model_id": pd.Series(dtype=str), "score": pd.Series(dtype=float)})
+    final_model, train_start, train_end = None, None, None
+    final_params = dict(chosen) if chosen is not None else dict(base)
+    if fit_final and last_labeled >= 0:
+        first = 0 if settings["max_train_days"] is None else max(0, last_labeled - int(settings["max_train_days"]) + 1)
+        if chosen is None:
+            final_params, _ = runner.tune(wf, first, last_labeled, base, grid, float(cv["val_fraction"]))
+        est = runner.fit(first, last_labeled, final_params)
+        pre = prep.preprocess
+        final_model = CrossSectionalModel.from_fitted(
+            est, prep.features, preprocess=pre["method"], clip=float(pre["clip"]),
+            state_pattern=pre["state_pattern"],
+            state_columns=prep.state_columns if est.needs_state else [], state_stat=prep.state_stat,
+        )
+        train_start, train_end = pd.Timestamp(prep.calendar[first]), pd.Timestamp(prep.calendar[last_labeled])
+    metrics = evaluate_predictions(predictions, prep, cfg)
+    elapsed = time.perf_counter() - started
+    result = SpecResult(
+        model_id=model_id, family=family, view=prep.view, features=list(prep.features), params=final_params,
+        predictions=predictions, folds=folds, final_model=final_model, train_start=train_start,
+        train_end=train_end, metrics=metrics, settings=settings, seed=seed, elapsed_s=elapsed,
+        cv={**dict(cv), "cadence": settings["cadence"], "max_train_days": settings["max_train_days"]},
+        target=dict(cfg["target"]),
+    )
+    if log:
+        log(f"{family} x {prep.view}: {len(folds)} folds, OOS rank IC {metrics.get('rank_ic', float('nan')):.4f}"
+            f" in {elapsed:.1f}s")
+    return result
+
+
+def evaluate_predictions(predictions: pd.DataFrame, prep: PreparedView, cfg: Mapping) -> dict[str, Any]:
+    """`metrics.evaluate_scores` of OOS predictions against the view's raw label columns."""
+    ev = cfg["evaluation"]
+    targets = {h: c for h, c in ev["labels"].items() if c in prep.labels.columns}
+    if predictions.empty or int(ev["primary"]) not in targets:
+        return {"n_days": 0}
+    labels = prep.labels.loc[pd.MultiIndex.from_arrays([predictions["date"], predictions["symbol"]])]
+    frame = pd.DataFrame({"date": predictions["date"].to_numpy(), "score": predictions["score"].to_numpy()})
+    for col in targets.values():
+        frame[col] = labels[col].to_numpy()
+    return evaluate_scores(frame, "score", targets, primary=int(ev["primary"]))
+
+
+# ================================================================================ the zoo
+@dataclass
+class ZooResult:
+    specs: list[SpecResult]
+    predictions: pd.DataFrame  # all OOS predictions: date, symbol, model_id, score
+    metrics: pd.DataFrame  # one row per spec: model_id, family, view, metrics..., seconds
+    timings: dict[str, float]
+
+
+def train_zoo(
+    frame_by_view: Mapping[str, pd.DataFrame],
+    config: str | Path | Mapping | None = None,
+    log: Callable[[str], None] | None = print,
+    families: list[str] | None = None,
+    views: list[str] | None = None,
+) -> ZooResult:
+    """Walk-forward every enabled (family, view) of the config; progress lines through `log`.
+
+    `frame_by_view`: raw view frames (and optionally `labels`), e.g. from `load_view_frames` or
+    `frames_from_wide`. `families` / `views` narrow the configured lists.
+    """
+    say = log or (lambda _msg: None)
+    cfg = load_config(config)
+    if views is not None:
+        cfg["views"] = list(views)
+    fams = [f for f in enabled_families(cfg) if families is None or f in families]
+    started = time.perf_counter()
+    frames = build_view_frames(frame_by_view, cfg)
+    skipped = [v for v in cfg["views"] if v not in frames]
+    if skipped:
+        say(f"[zoo] views without data, skipped: {', '.join(skipped)}")
+    total = len(frames) * len(fams)
+    say(f"[zoo] {len(fams)} families x {len(frames)} views = {total} models")
+    specs: list[SpecResult] = []
+    timings: dict[str, float] = {}
+    done = 0
+    for view, frame in frames.items():
+        prep = prepare_view(frame, view, cfg)
+        timings[f"prepare:{view}"] = prep.prepare_s
+        for fam in fams:
+            res = train_spec(prep, fam, cfg)
+            specs.append(res)
+            done += 1
+            timings[f"{fam}:{view}"] = res.elapsed_s
+            say(f"[zoo] {done}/{total} {fam:<13} x {view:<15} rank IC {res.metrics.get('rank_ic', float('nan')):+.4f}"
+                f"  {res.elapsed_s:6.1f}s  (elapsed {time.perf_counter() - started:6.1f}s)")
+        prep._moments = None
+    timings["total"] = time.perf_counter() - started
+    preds = [s.predictions for s in specs if len(s.predictions)]
+    predictions = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(
+        columns=["date", "symbol", "model_id", "score"])
+    metrics = pd.DataFrame([
+        {"model_id": s.model_id, "family": s.family, "view": s.view, **s.metrics, "seconds": s.elapsed_s,
+         "n_folds": len(s.folds), "n_features": len(s.features)}
+        for s in specs
+    ])
+    say(f"[zoo] done: {total} models in {timings['total']:.1f}s")
+    return ZooResult(specs=specs, predictions=predictions, metrics=metrics, timings=timings)

@@ -1,0 +1,894 @@
+"""The model zoo: one estimator interface over many families, plus cross-sectional preprocessing.
+
+Interface. Every family is a scikit-learn estimator (`fit(X, y)`, `predict(X)`, `get_params` /
+`set_params`, `clone`-able) where X is a DataFrame indexed by a (date, symbol) MultiIndex and y a
+Series on the same index (rows with a missing y are ignored by `fit`), so cross-sectional families
+can group by date. Each family class declares `family` (its name), `grid` (a small hyper-parameter
+grid searched by the walk-forward trainer) and how it is stored (`save` / `load`, in a native format
+where one exists).
+
+Preprocessing is cross-sectional and point-in-time: `cross_sectional_normalize` works date by date
+(rank-gaussianize or winsorized robust z-score each feature, missing -> 0, the cross-sectional
+neutral value), so it never looks across time and can be applied to the whole panel once.
+`CrossSectionalModel` bundles it with a fitted family for serving raw feature rows.
+
+Linear families (ridge, lasso, elastic net, Bayesian ridge, Fama-MacBeth, regime ridge) are solved
+from per-date sufficient statistics (`DateMoments`: n, sums, X'X, X'y per date), so a walk-forward
+refit costs O(p^3) whatever the number of rows; `fit(X, y)` computes the moments from X and calls
+`fit_moments`, which the trainer calls directly with moments computed once per view.
+
+Families: ridge, lasso, elastic_net, bayes_ridge, fama_macbeth, regime_ridge, extra_trees, lightgbm,
+xgboost, mlp (see `FAMILIES`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtri
+from sklearn.base import BaseEstimator, RegressorMixin, clone
+
+STATE_PREFIX = "__state__"
+# Columns whose cross-sectional median is a volatility-like market state (regime detection).
+DEFAULT_STATE_PATTERN = r"(?i)(^|_)(vol|volatility|realized_vol|rv|iv|iv_level|atr)(_|\d|$)"
+
+
+# ================================================================================ panel helpers
+def as_panel(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame indexed by (date, symbol), dates as datetime64; accepts `date`/`symbol` columns."""
+    if isinstance(frame.index, pd.MultiIndex) and "date" in frame.index.names:
+        return frame
+    if {"date", "symbol"} <= set(frame.columns):
+        out = frame.assign(date=pd.to_datetime(frame["date"])).set_index(["date", "symbol"])
+        return out
+    raise ValueError("X must be indexed by (date, symbol) or have date and symbol columns")
+
+
+def date_codes(index: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, unique sorted dates) of the `date` level: codes[i] is row i's position in the dates."""
+    dates = index.get_level_values("date") if isinstance(index, pd.MultiIndex) else index
+    values = pd.to_datetime(np.asarray(dates)).to_numpy(dtype="datetime64[ns]")
+    uniq, codes = np.unique(values, return_inverse=True)
+    return codes.astype(np.int64), uniq
+
+
+def cross_sectional_normalize(X: pd.DataFrame, method: str = "rank_gauss", clip: float = 3.0) -> pd.DataFrame:
+    """Per-date transform of every column; missing values become 0 (the cross-sectional neutral).
+
+    `rank_gauss`: average ranks within the date -> normal quantiles ((r - 0.5) / n), clipped at
+    +-clip. `zscore`: (x - median) / (1.4826 * MAD) within the date (std when MAD is 0), clipped at
+    +-clip (winsorized). Pure function of each date's cross-section: point-in-time by construction.
+    """
+    if X.shape[1] == 0:
+        return X.astype("float64")
+    codes, _ = date_codes(X.index)
+    values = pd.DataFrame(X.to_numpy(dtype="float64", na_value=np.nan))
+    values = values.replace([np.inf, -np.inf], np.nan)
+    grouped = values.groupby(codes)
+    if method == "rank_gauss":
+        ranks = grouped.rank(method="average").to_numpy()
+        counts = grouped.transform("count").to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = ndtri((ranks - 0.5) / counts)
+    elif method == "zscore":
+        med = grouped.transform("median").to_numpy()
+        dev = np.abs(values.to_numpy() - med)
+        mad = pd.DataFrame(dev).groupby(codes).transform("median").to_numpy() * 1.4826
+        sd = grouped.transform("std").to_numpy()
+        scale = np.where(mad > 1e-12, mad, sd)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = (values.to_numpy() - med) / scale
+    else:
+        raise ValueError(f"unknown preprocessing method {method!r} (rank_gauss | zscore)")
+    z = np.clip(z, -clip, clip)
+    z[~np.isfinite(z)] = 0.0
+    return pd.DataFrame(z, index=X.index, columns=X.columns)
+
+
+def cross_sectional_target(y: pd.Series, how: str = "rank") -> pd.Series:
+    """Per-date target: `rank` -> centered percentile rank in (-0.5, 0.5); `demean`; `raw`. NaN stays NaN."""
+    if how == "raw":
+        return y.astype("float64")
+    codes, _ = date_codes(y.index)
+    grouped = y.astype("float64").groupby(codes)
+    if how == "demean":
+        return y - grouped.transform("mean").to_numpy()
+    if how == "rank":
+        ranks = grouped.rank(method="average")
+        counts = grouped.transform("count")
+        return (ranks - 0.5) / counts - 0.5
+    raise ValueError(f"unknown target transform {how!r} (rank | demean | raw)")
+
+
+def state_source_columns(columns, pattern: str = DEFAULT_STATE_PATTERN) -> tuple[list[str], str]:
+    """Raw columns feeding the market state and the statistic: volatility-like columns' cross-sectional
+    median when any match `pattern` (matched on the name after a `view__` prefix), else every
+    column's cross-sectional interquartile range (dispersion)."""
+    rx = re.compile(pattern)
+    hits = [c for c in columns if rx.search(str(c).split("__")[-1])]
+    if hits:
+        return hits, "median"
+    return list(columns), "iqr"
+
+
+def market_state(X_raw: pd.DataFrame, columns: list[str], stat: str) -> pd.DataFrame:
+    """Date-level state columns (`__state__<k>`), broadcast to X_raw's rows: one cross-sectional
+    statistic of each raw column per date (uses the date's own cross-section only: PIT)."""
+    codes, _ = date_codes(X_raw.index)
+    values = pd.DataFrame(X_raw[columns].to_numpy(dtype="float64", na_value=np.nan)).replace(
+        [np.inf, -np.inf], np.nan
+    )
+    grouped = values.groupby(codes)
+    if stat == "median":
+        per_date = grouped.median().to_numpy()
+    elif stat == "iqr":
+        per_date = (grouped.quantile(0.75) - grouped.quantile(0.25)).to_numpy()
+    else:
+        raise ValueError(f"unknown state statistic {stat!r}")
+    out = per_date[codes]
+    names = [f"{STATE_PREFIX}{k}" for k in range(len(columns))]
+    return pd.DataFrame(out, index=X_raw.index, columns=names)
+
+
+# ================================================================================ moments
+class DateMoments:
+    """Per-date sufficient statistics of a linear regression of y on X (rows with missing y dropped).
+
+    Arrays over T dates: n (T,), sx (T,p), sy (T,), sxx (T,p,p), sxy (T,p), syy (T,), and an
+    optional date-level state (T,k). `subset(positions)` shares the parent's per-date coefficient
+    cache, so Fama-MacBeth's per-date regressions are solved once per view and penalty.
+    """
+
+    def __init__(self, n, sx, sy, sxx, sxy, syy, state=None, dates=None, _root=None, _positions=None):
+        self.n, self.sx, self.sy, self.sxx, self.sxy, self.syy = n, sx, sy, sxx, sxy, syy
+        self.state = state
+        self.dates = dates
+        self._root = _root
+        self._positions = _positions
+        self._coef_cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+    @property
+    def n_dates(self) -> int:
+        return len(self.n)
+
+    @property
+    def n_features(self) -> int:
+        return self.sx.shape[1]
+
+    @classmethod
+    def from_arrays(cls, X: np.ndarray, y: np.ndarray, codes: np.ndarray, n_dates: int | None = None,
+                    state: np.ndarray | None = None, dates=None) -> DateMoments:
+        X = np.asarray(X, dtype="float64")
+        y = np.asarray(y, dtype="float64")
+        codes = np.asarray(codes)
+        T = int(codes.max()) + 1 if n_dates is None else int(n_dates)
+        p = X.shape[1]
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(T + 1))
+        n = np.zeros(T)
+        sx = np.zeros((T, p))
+        sy = np.zeros(T)
+        sxx = np.zeros((T, p, p))
+        sxy = np.zeros((T, p))
+        syy = np.zeros(T)
+        st = None if state is None else np.full((T, state.shape[1]), np.nan)
+        for t in range(T):
+            rows = order[bounds[t] : bounds[t + 1]]
+            if len(rows) == 0:
+                continue
+            if st is not None:
+                st[t] = state[rows[0]]
+            yt = y[rows]
+            ok = np.isfinite(yt)
+            if not ok.all():
+                rows, yt = rows[ok], yt[ok]
+            if len(rows) == 0:
+                continue
+            xt = X[rows]
+            n[t] = len(rows)
+            sx[t] = xt.sum(0)
+            sy[t] = yt.sum()
+            sxx[t] = xt.T @ xt
+            sxy[t] = xt.T @ yt
+            syy[t] = yt @ yt
+        return cls(n, sx, sy, sxx, sxy, syy, state=st, dates=dates)
+
+    def subset(self, positions) -> DateMoments:
+        pos = np.asarray(positions)
+        root = self._root or self
+        root_pos = pos if self._positions is None else self._positions[pos]
+        return DateMoments(
+            self.n[pos], self.sx[pos], self.sy[pos], self.sxx[pos], self.sxy[pos], self.syy[pos],
+            state=None if self.state is None else self.state[pos],
+            dates=None if self.dates is None else self.dates[pos],
+            _root=root, _positions=root_pos,
+        )
+
+    def pooled(self, mask: np.ndarray | None = None) -> tuple:
+        """Centered pooled statistics: (n, mean_x, mean_y, Sxx_c, Sxy_c, Syy_c)."""
+        sel = slice(None) if mask is None else mask
+        n = self.n[sel].sum()
+        if n < 2:
+            p = self.n_features
+            return 0.0, np.zeros(p), 0.0, np.zeros((p, p)), np.zeros(p), 0.0
+        mx = self.sx[sel].sum(0) / n
+        my = self.sy[sel].sum() / n
+        sxx = self.sxx[sel].sum(0) - n * np.outer(mx, mx)
+        sxy = self.sxy[sel].sum(0) - n * mx * my
+        syy = self.syy[sel].sum() - n * my * my
+        return n, mx, my, sxx, sxy, syy
+
+    def per_date_coef(self, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per-date ridge slopes (T,p) and intercepts (T,): (Sxx_t,c + ridge n_t I) b_t = Sxy_t,c."""
+        if self._root is not None:
+            coef, icpt = self._root.per_date_coef(ridge)
+            return coef[self._positions], icpt[self._positions]
+        key = float(ridge)
+        if key not in self._coef_cache:
+            n = np.maximum(self.n, 1.0)
+            mx = self.sx / n[:, None]
+            my = self.sy / n
+            S = self.sxx - n[:, None, None] * mx[:, :, None] * mx[:, None, :]
+            c = self.sxy - n[:, None] * mx * my[:, None]
+            p = self.n_features
+            A = S + (ridge * n)[:, None, None] * np.eye(p)[None] + 1e-9 * np.eye(p)[None]
+            coef = np.linalg.solve(A, c[:, :, None])[:, :, 0]
+            coef[self.n < 3] = 0.0
+            icpt = my - np.einsum("tp,tp->t", mx, coef)
+            self._coef_cache[key] = (coef, icpt)
+        return self._coef_cache[key]
+
+
+def _ridge_solve(sxx: np.ndarray, sxy: np.ndarray, penalty: float, prior: np.ndarray | None = None) -> np.ndarray:
+    p = len(sxy)
+    rhs = sxy if prior is None else sxy + penalty * prior
+    return np.linalg.solve(sxx + (penalty + 1e-9) * np.eye(p), rhs)
+
+
+def _enet_gram(G: np.ndarray, c: np.ndarray, lam1: float, lam2: float, tol: float = 1e-7,
+               max_iter: int = 20000) -> np.ndarray:
+    """Minimize 1/2 b'Gb - c'b + lam1 |b|_1 + lam2/2 |b|^2 (G = X'X/n, c = X'y/n) by ADMM.
+
+    ADMM's b-step solves the ridge system exactly, so (near-)duplicate features, common among
+    rank-gaussianized variants of one signal, do not slow it down the way coordinate descent
+    zig-zags between them. Returns the sparse iterate z (exact zeros from the soft-threshold).
+    """
+    p = len(c)
+    if p == 0:
+        return np.zeros(0)
+    rho = max(float(np.trace(G)) / p, 1e-8)
+    inv = np.linalg.inv(G + (lam2 + rho) * np.eye(p))
+    z = np.zeros(p)
+    u = np.zeros(p)
+    kappa = lam1 / rho
+    floor = tol * max(float(np.abs(c).max()), 1e-12) * np.sqrt(p)
+    for _ in range(max_iter):
+        b = inv @ (c + rho * (z - u))
+        z_old = z
+        v = b + u
+        z = np.sign(v) * np.maximum(np.abs(v) - kappa, 0.0)
+        u = u + b - z
+        primal = np.linalg.norm(b - z)
+        dual = rho * np.linalg.norm(z - z_old)
+        if primal <= floor + tol * max(np.linalg.norm(b), np.linalg.norm(z)) and dual <= floor + tol * rho * np.linalg.norm(u):
+            break
+    return z
+
+
+# ================================================================================ base classes
+class ZooEstimator(RegressorMixin, BaseEstimator):
+    """Base of every family: feature selection (state columns excluded), NaN-target filtering."""
+
+    family: ClassVar[str] = ""
+    grid: ClassVar[dict[str, list]] = {}
+    uses_moments: ClassVar[bool] = False
+    needs_state: ClassVar[bool] = False
+    artifact_format: ClassVar[str] = "joblib"
+    artifact_file: ClassVar[str] = "model.joblib"
+
+    def _feature_columns(self, X: pd.DataFrame) -> list[str]:
+        return [c for c in X.columns if not str(c).startswith(STATE_PREFIX)]
+
+    def _check_features(self, X: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in self.feature_names_in_ if c not in X.columns]
+        if missing:
+            raise ValueError(f"{type(self).__name__}: X lacks fitted features {missing[:5]}")
+        return X[list(self.feature_names_in_)].to_numpy(dtype="float64", na_value=0.0)
+
+    # -- persistence: joblib unless a family overrides (native formats)
+    def save(self, directory: Path) -> str:
+        import joblib
+
+        path = Path(directory) / self.artifact_file
+        joblib.dump(self, path)
+        return path.name
+
+    @classmethod
+    def load(cls, path: Path) -> ZooEstimator:
+        import joblib
+
+        return joblib.load(path)
+
+
+class _MomentsLinear(ZooEstimator):
+    """Linear families solved from `DateMoments`; stored as JSON (coefficients and what predict needs)."""
+
+    uses_moments = True
+    artifact_format = "json"
+    artifact_file = "model.json"
+    _json_attrs: ClassVar[tuple[str, ...]] = ("coef_", "intercept_")
+
+    def fit(self, X: pd.DataFrame, y: pd.Series):
+        X = as_panel(X)
+        feats = self._feature_columns(X)
+        codes, dates = date_codes(X.index)
+        state = None
+        if self.needs_state:
+            cols = [c for c in X.columns if str(c).startswith(STATE_PREFIX)]
+            if not cols:
+                raise ValueError(f"{type(self).__name__} needs {STATE_PREFIX}* columns (see market_state)")
+            state = X[cols].to_numpy(dtype="float64")
+        moments = DateMoments.from_arrays(
+            X[feats].to_numpy(dtype="float64", na_value=0.0),
+            np.asarray(y.reindex(X.index) if isinstance(y, pd.Series) else y, dtype="float64"),
+            codes, len(dates), state=state, dates=dates,
+        )
+        return self.fit_moments(moments, feats)
+
+    def fit_moments(self, moments: DateMoments, feature_names) -> _MomentsLinear:
+        self.feature_names_in_ = np.asarray(list(feature_names), dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        self._fit_moments(moments)
+        return self
+
+    def _fit_moments(self, moments: DateMoments) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self._check_features(X) @ self.coef_ + self.intercept_
+
+    def save(self, directory: Path) -> str:
+        payload = {"class": type(self).__name__, "params": _jsonable(self.get_params()),
+                   "feature_names_in_": [str(c) for c in self.feature_names_in_]}
+        for attr in self._json_attrs:
+            payload[attr] = _jsonable(getattr(self, attr))
+        path = Path(directory) / self.artifact_file
+        path.write_text(json.dumps(payload))
+        return path.name
+
+    @classmethod
+    def load(cls, path: Path) -> _MomentsLinear:
+        payload = json.loads(Path(path).read_text())
+        model = FAMILY_CLASSES[payload["class"]](**payload["params"])
+        model.feature_names_in_ = np.asarray(payload["feature_names_in_"], dtype=object)
+        model.n_features_in_ = len(model.feature_names_in_)
+        for attr in type(model)._json_attrs:
+            value = payload[attr]
+            setattr(model, attr, np.asarray(value, dtype="float64") if isinstance(value, list) else value)
+        return model
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+# ================================================================================ linear families
+class RidgeModel(_MomentsLinear):
+    """Pooled ridge: (X'X_c + alpha n I) b = X'y_c, alpha per row (scale-free for unit-variance X)."""
+
+    family = "ridge"
+    grid = {"alpha": [0.01, 0.1, 1.0, 10.0]}
+
+    def __init__(self, alpha: float = 0.1):
+        self.alpha = alpha
+
+    def _fit_moments(self, m: DateMoments) -> None:
+        n, mx, my, sxx, sxy, _ = m.pooled()
+        self.coef_ = _ridge_solve(sxx, sxy, self.alpha * max(n, 1.0)) if n > 1 else np.zeros(m.n_features)
+        self.intercept_ = float(my - mx @ self.coef_)
+
+
+class ElasticNetModel(_MomentsLinear):
+    """Elastic net (sklearn's objective) solved by ADMM on the Gram matrix. The penalty is
+    `alpha_ratio` x alpha_max (the smallest alpha giving an all-zero fit), so it is scale-free."""
+
+    family = "elastic_net"
+    grid = {"alpha_ratio": [0.02, 0.1, 0.3], "l1_ratio": [0.2, 0.8]}
+
+    def __init__(self, alpha_ratio: float = 0.1, l1_ratio: float = 0.5):
+        self.alpha_ratio = alpha_ratio
+        self.l1_ratio = l1_ratio
+
+    def _fit_moments(self, m: DateMoments) -> None:
+        n, mx, my, sxx, sxy, _ = m.pooled()
+        p = m.n_features
+        if n <= 1:
+            self.coef_, self.intercept_, self.alpha_ = np.zeros(p), float(my), 0.0
+            return
+        G, c = sxx / n, sxy / n
+        alpha_max = float(np.abs(c).max()) / max(self.l1_ratio, 1e-3)
+        self.alpha_ = self.alpha_ratio * alpha_max
+        self.coef_ = _enet_gram(G, c, self.alpha_ * self.l1_ratio, self.alpha_ * (1 - self.l1_ratio))
+        self.intercept_ = float(my - mx @ self.coef_)
+
+
+class LassoModel(ElasticNetModel):
+    """Lasso: the elastic net with l1_ratio = 1."""
+
+    family = "lasso"
+    grid = {"alpha_ratio": [0.01, 0.05, 0.2, 0.5]}
+
+    def __init__(self, alpha_ratio: float = 0.05):
+        self.alpha_ratio = alpha_ratio
+
+    @property
+    def l1_ratio(self) -> float:
+        return 1.0
+
+
+class BayesianRidgeModel(_MomentsLinear):
+    """Bayesian ridge (MacKay evidence maximization, sklearn's update rules) from the Gram matrix.
+
+    Self-tuning: the evidence picks the noise and weight precisions, so its grid is empty.
+    `predict(X, return_std=True)` also returns the predictive standard deviation.
+    """
+
+    family = "bayes_ridge"
+    grid: ClassVar[dict[str, list]] = {}
+    _json_attrs = ("coef_", "intercept_", "alpha_", "lambda_", "sigma_", "x_mean_")
+
+    def __init__(self, max_iter: int = 300, tol: float = 1e-4, alpha_1: float = 1e-6, alpha_2: float = 1e-6,
+                 lambda_1: float = 1e-6, lambda_2: float = 1e-6):
+        self.max_iter = max_iter
+        self.tol = tol
+        self.alpha_1 = alpha_1
+        self.alpha_2 = alpha_2
+        self.lambda_1 = lambda_1
+        self.lambda_2 = lambda_2
+
+    def _fit_moments(self, m: DateMoments) -> None:
+        n, mx, my, sxx, sxy, syy = m.pooled()
+        p = m.n_features
+        eig, V = np.linalg.eigh(sxx)
+        eig = np.maximum(eig, 0.0)
+        cv = V.T @ sxy
+        alpha = 1.0 / max(syy / max(n, 1.0), 1e-12)
+        lam = 1.0
+        coef = np.zeros(p)
+        for _ in range(self.max_iter):
+            coef_new = V @ (cv / (eig + lam / alpha))
+            sse = max(syy - 2 * coef_new @ sxy + coef_new @ sxx @ coef_new, 1e-12)
+            gamma = float(np.sum(alpha * eig / (lam + alpha * eig)))
+            lam = (gamma + 2 * self.lambda_1) / (float(coef_new @ coef_new) + 2 * self.lambda_2)
+            alpha = (n - gamma + 2 * self.alpha_1) / (sse + 2 * self.alpha_2)
+            done = np.abs(coef_new - coef).sum() < self.tol * max(np.abs(coef_new).sum(), 1e-12)
+            coef = coef_new
+            if done:
+                break
+        self.coef_ = V @ (cv / (eig + lam / alpha))
+        self.alpha_, self.lambda_ = float(alpha), float(lam)
+        self.sigma_ = (V / (alpha * eig + lam)) @ V.T
+        self.x_mean_ = mx
+        self.intercept_ = float(my - mx @ self.coef_)
+
+    def predict(self, X: pd.DataFrame, return_std: bool = False):
+        values = self._check_features(X)
+        mean = values @ self.coef_ + self.intercept_
+        if not return_std:
+            return mean
+        centered = values - self.x_mean_
+        var = 1.0 / self.alpha_ + np.einsum("ij,jk,ik->i", centered, self.sigma_, centered)
+        return mean, np.sqrt(var)
+
+
+class FamaMacBethModel(_MomentsLinear):
+    """Fama-MacBeth: one cross-sectional (ridge) regression per date, slopes averaged over time.
+
+    `ridge` is the per-date penalty per row. `shrinkage="eb"` shrinks each averaged slope toward 0
+    by tau^2 / (tau^2 + se_j^2) (empirical Bayes, tau^2 = mean(b^2) - mean(se^2)); se_j is the time-series
+    standard error of slope j with `overlap` (the label horizon) correcting for overlapping labels.
+    Dates with fewer than `min_names` names are skipped.
+    """
+
+    family = "fama_macbeth"
+    grid = {"ridge": [0.03, 0.3, 3.0]}
+    _json_attrs = ("coef_", "intercept_", "coef_raw_", "coef_se_")
+
+    def __init__(self, ridge: float = 0.3, shrinkage: str = "eb", overlap: int = 5, min_names: int = 10):
+        self.ridge = ridge
+        self.shrinkage = shrinkage
+        self.overlap = overlap
+        self.min_names = min_names
+
+    def _fit_moments(self, m: DateMoments) -> None:
+        coef_t, icpt_t = m.per_date_coef(self.ridge)
+        ok = m.n >= self.min_names
+        p = m.n_features
+        if ok.sum() < 2:
+            self.coef_ = self.coef_raw_ = self.coef_se_ = np.zeros(p)
+            self.intercept_ = 0.0
+            return
+        b = coef_t[ok]
+        mean = b.mean(0)
+        se = b.std(0, ddof=1) / np.sqrt(max(len(b) / max(self.overlap, 1), 1.0))
+        if self.shrinkage == "eb":
+            tau2 = max(float(np.mean(mean**2) - np.mean(se**2)), 1e-12)
+            shrink = tau2 / (tau2 + se**2)
+        elif self.shrinkage == "none":
+            shrink = np.ones(p)
+        else:
+            raise ValueError(f"unknown shrinkage {self.shrinkage!r} (eb | none)")
+        self.coef_raw_, self.coef_se_ = mean, se
+        self.coef_ = mean * shrink
+        self.intercept_ = float(icpt_t[ok].mean())
+
+
+class RegimeRidgeModel(_MomentsLinear):
+    """Regime-aware ridge: a calm and a stressed ridge, each shrunk toward the pooled fit.
+
+    Regime rule (point-in-time, learned on the training dates only): X carries date-level state
+    columns (`__state__*`, see `market_state`: the cross-sectional median of volatility-like raw
+    features, or cross-sectional dispersion when the view has none). Each is standardized with its
+    training-window mean and sd and averaged into one state s_t; a date is *stressed* when s_t is
+    above the training window's `quantile` of s. Per regime r the slopes solve
+    (X_r'X_r + (alpha + shrink) n_r I) b_r = X_r'y_r + shrink n_r b_pooled, so a rare regime falls back
+    on the pooled model; a regime with fewer than `min_dates` training dates uses the pooled slopes.
+    """
+
+    family = "regime_ridge"
+    needs_state = True
+    grid = {"shrink": [0.1, 1.0], "quantile": [0.7, 0.85]}
+    _json_attrs = ("coef_", "intercept_", "coef_regime_", "intercept_regime_", "state_mean_", "state_sd_",
+                   "threshold_")
+
+    def __init__(self, alpha: float = 0.1, shrink: float = 1.0, quantile: float = 0.75, min_dates: int = 40):
+        self.alpha = alpha
+        self.shrink = shrink
+        self.quantile = quantile
+        self.min_dates = min_dates
+
+    def _state_score(self, state: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            z = (state - self.state_mean_) / self.state_sd_
+        z = np.where(np.isfinite(z), z, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(z, axis=1) if z.shape[1] else np.full(len(z), np.nan)
+
+    def _fit_moments(self, m: DateMoments) -> None:
+        if m.state is None:
+            raise ValueError("RegimeRidgeModel needs date-level state (state columns in X)")
+        live = m.n > 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.state_mean_ = np.nanmean(m.state[live], axis=0)
+            sd = np.nanstd(m.state[live], axis=0)
+        self.state_sd_ = np.where(np.isfinite(sd) & (sd > 1e-12), sd, 1.0)
+        self.state_mean_ = np.where(np.isfinite(self.state_mean_), self.state_mean_, 0.0)
+        s = self._state_score(m.state)
+        finite = live & np.isfinite(s)
+        self.threshold_ = float(np.quantile(s[finite], self.quantile)) if finite.any() else float("inf")
+        stressed = finite & (s > self.threshold_)
+        n, mx, my, sxx, sxy, _ = m.pooled()
+        pooled = _ridge_solve(sxx, sxy, self.alpha * max(n, 1.0)) if n > 1 else np.zeros(m.n_features)
+        self.coef_, self.intercept_ = pooled, float(my - mx @ pooled)
+        coefs, icpts = [], []
+        for mask in (live & ~stressed, stressed):
+            if mask.sum() < self.min_dates:
+                coefs.append(pooled)
+                icpts.append(self.intercept_)
+                continue
+            nr, mxr, myr, sxxr, sxyr, _ = m.pooled(mask)
+            b = np.linalg.solve(sxxr + ((self.alpha + self.shrink) * nr + 1e-9) * np.eye(m.n_features),
+                                sxyr + self.shrink * nr * pooled)
+            coefs.append(b)
+            icpts.append(float(myr - mxr @ b))
+        self.coef_regime_ = np.vstack(coefs)
+        self.intercept_regime_ = np.asarray(icpts)
+
+    def regime(self, X: pd.DataFrame) -> np.ndarray:
+        """Per-row regime: 1 stressed, 0 calm, -1 unknown state (pooled model used)."""
+        cols = [c for c in X.columns if str(c).startswith(STATE_PREFIX)]
+        if len(cols) != len(self.state_mean_):
+            raise ValueError(f"expected {len(self.state_mean_)} state columns, got {len(cols)}")
+        s = self._state_score(X[cols].to_numpy(dtype="float64"))
+        return np.where(np.isfinite(s), (s > self.threshold_).astype(int), -1)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        values = self._check_features(X)
+        reg = self.regime(X)
+        out = values @ self.coef_ + self.intercept_
+        for r in (0, 1):
+            rows = reg == r
+            if rows.any():
+                out[rows] = values[rows] @ self.coef_regime_[r] + self.intercept_regime_[r]
+        return out
+
+
+# ================================================================================ non-linear families
+class _SklearnBacked(ZooEstimator):
+    """Families wrapping a library regressor fitted on the feature matrix (rows with NaN y dropped)."""
+
+    def _make(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def fit(self, X: pd.DataFrame, y: pd.Series):
+        X = as_panel(X)
+        feats = self._feature_columns(X)
+        yv = np.asarray(y.reindex(X.index) if isinstance(y, pd.Series) else y, dtype="float64")
+        ok = np.isfinite(yv)
+        values = X[feats].to_numpy(dtype="float32", na_value=0.0)[ok]
+        self.feature_names_in_ = np.asarray(feats, dtype=object)
+        self.n_features_in_ = len(feats)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.model_ = self._make().fit(values, yv[ok])
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        values = self._check_features(X).astype("float32")
+        return np.asarray(self.model_.predict(values), dtype="float64")
+
+
+class ExtraTreesModel(_SklearnBacked):
+    """Extremely randomized trees (sklearn), large leaves for noisy targets. Stored with joblib."""
+
+    family = "extra_trees"
+    grid = {"min_samples_leaf": [100, 400]}
+
+    def __init__(self, n_estimators: int = 60, max_depth: int | None = 10, min_samples_leaf: int = 200,
+                 max_features: float = 0.3, random_state: int = 0, n_jobs: int = 1):
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.min_samples_leaf = min_samples_leaf
+        self.max_features = max_features
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _make(self):
+        from sklearn.ensemble import ExtraTreesRegressor
+
+        return ExtraTreesRegressor(n_estimators=self.n_estimators, max_depth=self.max_depth,
+                                   min_samples_leaf=self.min_samples_leaf, max_features=self.max_features,
+                                   random_state=self.random_state, n_jobs=self.n_jobs)
+
+
+class LightGBMModel(_SklearnBacked):
+    """LightGBM gradient boosting, deterministic (deterministic, force_row_wise, fixed seed/threads).
+    Stored natively (`Booster.save_model` text)."""
+
+    family = "lightgbm"
+    grid = {"num_leaves": [7, 31], "learning_rate": [0.03, 0.08]}
+    artifact_format = "lightgbm-text"
+    artifact_file = "model.txt"
+
+    def __init__(self, n_estimators: int = 150, learning_rate: float = 0.05, num_leaves: int = 15,
+                 min_child_samples: int = 200, subsample: float = 0.8, colsample_bytree: float = 0.8,
+                 reg_lambda: float = 1.0, max_bin: int = 63, random_state: int = 0, n_jobs: int = 1):
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_bin = max_bin
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.reg_lambda = reg_lambda
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _make(self):
+        import lightgbm as lgb
+
+        return lgb.LGBMRegressor(
+            n_estimators=self.n_estimators, learning_rate=self.learning_rate, num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples, subsample=self.subsample, subsample_freq=1,
+            colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda, max_bin=self.max_bin,
+            random_state=self.random_state, n_jobs=self.n_jobs, deterministic=True, force_row_wise=True,
+            verbose=-1,
+        )
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        values = self._check_features(X).astype("float32")
+        booster = self.model_.booster_ if hasattr(self.model_, "booster_") else self.model_
+        return np.asarray(booster.predict(values, num_threads=self.n_jobs), dtype="float64")
+
+    def save(self, directory: Path) -> str:
+        path = Path(directory) / self.artifact_file
+        booster = self.model_.booster_ if hasattr(self.model_, "booster_") else self.model_
+        booster.save_model(str(path))
+        return path.name
+
+    @classmethod
+    def load_native(cls, path: Path, params: dict, feature_names) -> LightGBMModel:
+        import lightgbm as lgb
+
+        model = cls(**params)
+        model.model_ = lgb.Booster(model_file=str(path))
+        model.feature_names_in_ = np.asarray(list(feature_names), dtype=object)
+        model.n_features_in_ = len(model.feature_names_in_)
+        return model
+
+
+class XGBoostModel(_SklearnBacked):
+    """XGBoost (hist), fixed seed and threads. Stored natively (XGBoost JSON)."""
+
+    family = "xgboost"
+    grid = {"max_depth": [3, 5], "learning_rate": [0.03, 0.08]}
+    artifact_format = "xgboost-json"
+    artifact_file = "model.json"
+
+    def __init__(self, n_estimators: int = 150, learning_rate: float = 0.05, max_depth: int = 4,
+                 min_child_weight: float = 50.0, subsample: float = 0.8, colsample_bytree: float = 0.8,
+                 reg_lambda: float = 1.0, max_bin: int = 64, random_state: int = 0, n_jobs: int = 1):
+        self.max_bin = max_bin
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.min_child_weight = min_child_weight
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.reg_lambda = reg_lambda
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _make(self):
+        import xgboost as xgb
+
+        return xgb.XGBRegressor(
+            n_estimators=self.n_estimators, learning_rate=self.learning_rate, max_depth=self.max_depth,
+            min_child_weight=self.min_child_weight, subsample=self.subsample,
+            colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda, tree_method="hist",
+            max_bin=self.max_bin,
+            random_state=self.random_state, n_jobs=self.n_jobs, verbosity=0,
+        )
+
+    def save(self, directory: Path) -> str:
+        path = Path(directory) / self.artifact_file
+        self.model_.save_model(str(path))
+        return path.name
+
+    @classmethod
+    def load_native(cls, path: Path, params: dict, feature_names) -> XGBoostModel:
+        import xgboost as xgb
+
+        model = cls(**params)
+        model.model_ = xgb.XGBRegressor()
+        model.model_.load_model(str(path))
+        model.feature_names_in_ = np.asarray(list(feature_names), dtype=object)
+        model.n_features_in_ = len(model.feature_names_in_)
+        return model
+
+
+class MLPModel(_SklearnBacked):
+    """Small multi-layer perceptron (sklearn MLPRegressor, adam, early stopping). Stored with joblib."""
+
+    family = "mlp"
+    grid = {"alpha": [1e-4, 1e-2]}
+
+    def __init__(self, hidden_layer_sizes: tuple[int, ...] = (32, 16), alpha: float = 1e-3,
+                 learning_rate_init: float = 1e-3, batch_size: int = 512, max_iter: int = 30,
+                 n_iter_no_change: int = 4, random_state: int = 0):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.alpha = alpha
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+
+    def _make(self):
+        from sklearn.neural_network import MLPRegressor
+
+        return MLPRegressor(
+            hidden_layer_sizes=tuple(self.hidden_layer_sizes), alpha=self.alpha,
+            learning_rate_init=self.learning_rate_init, batch_size=self.batch_size, max_iter=self.max_iter,
+            early_stopping=True, validation_fraction=0.1, n_iter_no_change=self.n_iter_no_change,
+            random_state=self.random_state,
+        )
+
+
+FAMILIES: dict[str, type[ZooEstimator]] = {
+    cls.family: cls
+    for cls in (RidgeModel, LassoModel, ElasticNetModel, BayesianRidgeModel, FamaMacBethModel, RegimeRidgeModel,
+                ExtraTreesModel, LightGBMModel, XGBoostModel, MLPModel)
+}
+FAMILY_CLASSES: dict[str, type[ZooEstimator]] = {cls.__name__: cls for cls in FAMILIES.values()}
+
+
+def make_model(family: str, **params) -> ZooEstimator:
+    """A family's estimator with these parameters (unknown family or parameter: ValueError)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}")
+    cls = FAMILIES[family]
+    valid = cls().get_params()
+    bad = sorted(set(params) - set(valid))
+    if bad:
+        raise ValueError(f"{family}: unknown parameters {bad}; valid: {sorted(valid)}")
+    if "hidden_layer_sizes" in params:
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    return cls(**params)
+
+
+# ================================================================================ serving wrapper
+class CrossSectionalModel(RegressorMixin, BaseEstimator):
+    """Raw feature rows in, scores out: preprocessing + (market state) + a zoo estimator.
+
+    `fit(X_raw, y)` normalizes `features` per date, adds the state columns when the estimator needs
+    them, and fits a clone of `estimator`; `predict(X_raw)` repeats the same per-date transform, so a
+    single day's cross-section is enough to score. `from_fitted` wraps an estimator the walk-forward
+    trainer already fitted on normalized features.
+    """
+
+    def __init__(self, estimator: ZooEstimator | None = None, features: list[str] | None = None,
+                 preprocess: str = "rank_gauss", clip: float = 3.0, state_pattern: str = DEFAULT_STATE_PATTERN):
+        self.estimator = estimator
+        self.features = features
+        self.preprocess = preprocess
+        self.clip = clip
+        self.state_pattern = state_pattern
+
+    def transform(self, X_raw: pd.DataFrame) -> pd.DataFrame:
+        X_raw = as_panel(X_raw)
+        feats = list(self.features_)
+        missing = [c for c in feats if c not in X_raw.columns]
+        if missing:
+            raise ValueError(f"missing features {missing[:5]}")
+        Xp = cross_sectional_normalize(X_raw[feats], self.preprocess, self.clip)
+        if self.state_columns_:
+            Xp = pd.concat([Xp, market_state(X_raw, self.state_columns_, self.state_stat_)], axis=1)
+        return Xp
+
+    def _set_layout(self, X_raw: pd.DataFrame, estimator: ZooEstimator) -> None:
+        self.features_ = list(self.features) if self.features is not None else [
+            c for c in X_raw.columns if c not in ("date", "symbol")
+        ]
+        if getattr(estimator, "needs_state", False):
+            self.state_columns_, self.state_stat_ = state_source_columns(self.features_, self.state_pattern)
+        else:
+            self.state_columns_, self.state_stat_ = [], ""
+
+    def fit(self, X_raw: pd.DataFrame, y: pd.Series):
+        X_raw = as_panel(X_raw)
+        self._set_layout(X_raw, self.estimator)
+        Xp = self.transform(X_raw)
+        if isinstance(y, pd.Series) and isinstance(y.index, pd.MultiIndex):
+            y = pd.Series(np.asarray(y.reindex(X_raw.index), dtype="float64"), index=Xp.index)
+        self.estimator_ = clone(self.estimator).fit(Xp, y)
+        return self
+
+    @classmethod
+    def from_fitted(cls, estimator: ZooEstimator, features: list[str], preprocess: str = "rank_gauss",
+                    clip: float = 3.0, state_pattern: str = DEFAULT_STATE_PATTERN,
+                    state_columns: list[str] | None = None, state_stat: str = "") -> CrossSectionalModel:
+        model = cls(estimator=estimator, features=list(features), preprocess=preprocess, clip=clip,
+                    state_pattern=state_pattern)
+        model.features_ = list(features)
+        if state_columns is None and getattr(estimator, "needs_state", False):
+            state_columns, state_stat = state_source_columns(features, state_pattern)
+        model.state_columns_ = list(state_columns or [])
+        model.state_stat_ = state_stat
+        model.estimator_ = estimator
+        return model
+
+    def predict(self, X_raw: pd.DataFrame) -> np.ndarray:
+        return self.estimator_.predict(self.transform(X_raw))
+
+    def layout(self) -> dict:
+        """What serving needs besides the estimator artifact (stored in the registry's model.yaml)."""
+        return {"features": list(self.features_), "preprocess": self.preprocess, "clip": float(self.clip),
+                "state_pattern": self.state_pattern, "state_columns": list(self.state_columns_),
+                "state_stat": self.state_stat_}
