@@ -64,16 +64,56 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def prefect_environment(paths: DataPaths) -> None:
+    """Keep Prefect's state (ephemeral API database, cached results) beside the data it describes."""
+    import os
+
+    home = paths.root / "prefect"
+    os.environ.setdefault("PREFECT_HOME", str(home))
+    os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(home / "storage"))
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from ml.pipeline import run_pipeline
     from ml.quality import DataQualityError
+    from ml.report import build_report, render_report
     from ml.warehouse import FeatureBuildError
 
+    paths = DataPaths.from_env()
+    if not paths.raw_table("prices").exists():
+        print(f"aurora run: no raw data in {paths.raw}: run `aurora generate` or `aurora ingest` first",
+              file=sys.stderr)
+        return 1
+    started = time.perf_counter()
     try:
-        return run_pipeline(DataPaths.from_env(), log=_log)
+        if args.no_prefect:
+            from ml.pipeline import run_pipeline
+
+            return run_pipeline(paths, log=_log)
+        prefect_environment(paths)
+        from flows.pipeline import daily_pipeline
+
+        _log(f"daily_pipeline (Prefect, local ephemeral API) on {paths.root}")
+        daily_pipeline(str(paths.root))
     except (FeatureBuildError, DataQualityError) as err:
         print(f"aurora run: stopped by a data-quality gate:\n{err}", file=sys.stderr)
         return 1
+    _log(f"daily_pipeline done in {time.perf_counter() - started:.1f}s")
+    print(render_report(build_report(paths)))
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    paths = DataPaths.from_env()
+    prefect_environment(paths)
+    from flows.schedules import serve
+
+    serve(str(paths.root), daily_cron=args.daily_cron, weekly_cron=args.weekly_cron,
+          monthly_cron=args.monthly_cron)
+    return 0
 
 
 def _cmd_build_features(args: argparse.Namespace) -> int:
@@ -89,6 +129,25 @@ def _cmd_build_features(args: argparse.Namespace) -> int:
         return 1
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
     _log(f"features ready in {time.perf_counter() - started:.1f}s ({stages})")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ml.pipeline import train_stage
+    from ml.report import update_saved_report
+
+    paths = DataPaths.from_env()
+    if not (paths.features / "labels.parquet").exists():
+        print("aurora train: no features yet: run `aurora build-features` first", file=sys.stderr)
+        return 1
+    started = time.perf_counter()
+    values = train_stage(paths, log=_log, config=args.config)
+    update_saved_report(paths, **values)
+    _log(
+        f"zoo trained in {time.perf_counter() - started:.1f}s: best single model "
+        f"{values['best_single_model']} rank IC {values['best_single_model_rank_ic']:.4f}"
+        + (f" (oracle {values['oracle_rank_ic']:.4f})" if values.get("oracle_rank_ic") else "")
+    )
     return 0
 
 
@@ -135,14 +194,25 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--json", action="store_true")
     rep.set_defaults(handler=_cmd_report)
 
-    run = sub.add_parser("run", help="the whole daily pipeline, as far as it exists")
+    run = sub.add_parser("run", help="the whole daily pipeline (Prefect flow daily_pipeline), locally")
+    run.add_argument("--no-prefect", action="store_true", help="run the same stages as plain functions")
     run.set_defaults(handler=_cmd_run)
+
+    srv = sub.add_parser("serve", help="serve the flows on cron schedules (Prefect)")
+    srv.add_argument("--daily-cron", default="30 21 * * 1-5", help="daily pipeline, after the close")
+    srv.add_argument("--weekly-cron", default="0 6 * * 6", help="weekly retraining of the zoo")
+    srv.add_argument("--monthly-cron", default="0 7 1 * *", help="monthly monitoring review")
+    srv.set_defaults(handler=_cmd_serve)
 
     bf = sub.add_parser("build-features", help="dbt build + data-quality gates + Feast apply/materialize")
     bf.add_argument("--select", help="dbt selector, e.g. '+price_momentum' (default: everything)")
     bf.set_defaults(handler=_cmd_build_features)
 
-    for name in ("train", "backtest", "serve", "app"):
+    tr = sub.add_parser("train", help="walk-forward train the model zoo (config/zoo.yaml)")
+    tr.add_argument("--config", help="zoo config YAML (default config/zoo.yaml)")
+    tr.set_defaults(handler=_cmd_train)
+
+    for name in ("backtest", "app"):
         sub.add_parser(name, help=f"{name} (arrives with a later issue)").set_defaults(handler=_not_yet(name))
     return parser
 

@@ -108,7 +108,7 @@ class QualityConfig:
     warmup_rows: int = 260  # per symbol, excluded from null-rate checks (12-1 momentum needs ~252 days)
     max_null_rate: float = 0.25
     null_rate_by_view: dict[str, float] = field(default_factory=dict)
-    range_k: float = 25.0
+    range_k: float = 100.0  # a gross-garbage (unit error) check: real ratios are heavy-tailed
     range_mostly: float = 0.999
     mean_k: float = 1.0
     stdev_k: float = 5.0
@@ -195,10 +195,24 @@ def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _after_warmup(df: pd.DataFrame, warmup_rows: int) -> pd.DataFrame:
-    order = df.sort_values(["symbol", "date"], kind="stable").index
-    by_symbol = df.loc[order].groupby("symbol", sort=False)
+    """Rows past each symbol's warm-up, with each column's own leading nulls forgiven.
+
+    A rolling feature is null until its window fills (a 12-1 residual momentum on a 126-day beta needs
+    ~380 rows), so null rates count only the gaps after a symbol's first value of that column. A
+    column that never has a value for a symbol keeps its nulls (an all-null column still fails).
+    """
+    df = df.sort_values(["symbol", "date"], kind="stable")
+    by_symbol = df.groupby("symbol", sort=False)
     keep = by_symbol.cumcount() >= np.minimum(warmup_rows, by_symbol["date"].transform("size") // 2)
-    return df.loc[keep[keep].index.sort_values()]
+    features = [c for c in df.columns if c not in ("symbol", "date")]
+    present = df[features].notna()
+    started = present.groupby(df["symbol"], sort=False).cumsum() > 0
+    ever = present.groupby(df["symbol"], sort=False).transform("any")
+    leading = (~started) & ever
+    out = df[features].mask(leading, 0.0)
+    out.insert(0, "date", df["date"])
+    out.insert(0, "symbol", df["symbol"])
+    return out.loc[keep].sort_index()
 
 
 def plan_batches(view: str, frame: pd.DataFrame, latest: date | None, config: QualityConfig) -> list[_Batch]:

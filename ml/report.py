@@ -57,8 +57,13 @@ def describe_data(paths: DataPaths) -> dict[str, Any]:
     }
 
 
-def oracle_rank_ic(paths: DataPaths) -> float | None:
-    """Mean daily rank IC of the oracle's 5-day expected return against realized 5-day returns."""
+def oracle_rank_ic(paths: DataPaths, dates=None, labels=None, label: str | None = None) -> float | None:
+    """Mean daily rank IC of the oracle's 5-day expected return against realized returns.
+
+    By default against raw 5-day forward returns from prices over the whole sample; with `dates`,
+    `labels` (symbol, date, label columns) and `label`, on exactly the models' dates and target, so
+    the two are comparable. Evaluation only: nothing that trains or trades reads the oracle.
+    """
     oracle = paths.oracle / "expected_returns.parquet"
     if not oracle.exists() or not paths.raw_table("prices").exists():
         return None
@@ -66,10 +71,21 @@ def oracle_rank_ic(paths: DataPaths) -> float | None:
 
     from ml.metrics import daily_ic, forward_returns
 
-    prices = pd.read_parquet(paths.raw_table("prices"), columns=["date", "symbol", "close"])
     er = pd.read_parquet(oracle, columns=["date", "symbol", "er_5d"])
-    frame = forward_returns(prices, horizons=(5,)).merge(er, on=["date", "symbol"])
-    return float(daily_ic(frame, "er_5d", "fwd_5d").mean())
+    er["date"] = pd.to_datetime(er["date"])
+    if labels is not None and label is not None:
+        target = labels[["symbol", "date", label]].assign(date=lambda f: pd.to_datetime(f["date"]))
+        frame = target.merge(er, on=["date", "symbol"])
+        target_column = label
+    else:
+        prices = pd.read_parquet(paths.raw_table("prices"), columns=["date", "symbol", "close"])
+        prices["date"] = pd.to_datetime(prices["date"])
+        frame = forward_returns(prices, horizons=(5,)).merge(er, on=["date", "symbol"])
+        target_column = "fwd_5d"
+    if dates is not None:
+        frame = frame[frame["date"].isin(pd.to_datetime(pd.Index(dates)))]
+    ic = daily_ic(frame, "er_5d", target_column)
+    return float(ic.mean()) if len(ic) else None
 
 
 def update_saved_report(paths: DataPaths, **values: Any) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Mapping
 from copy import deepcopy
@@ -102,12 +103,13 @@ def _merge(base: dict, over: Mapping) -> dict:
 
 
 def load_config(config: str | Path | Mapping | None = None) -> dict[str, Any]:
-    """The zoo configuration: defaults overlaid with a YAML file (default `config/zoo.yaml`) or a dict.
+    """The zoo configuration: defaults overlaid with a YAML file or a dict.
 
-    Validates families, views, target transform and CV settings; fills `cv.horizon` from the target.
+    With no argument: the file named by `AURORA_ZOO_CONFIG`, else `config/zoo.yaml`. Validates
+    families, views, target transform and CV settings; fills `cv.horizon` from the target.
     """
     if config is None:
-        config = DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else {}
+        config = os.environ.get("AURORA_ZOO_CONFIG") or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else {})
     if isinstance(config, str | Path):
         config = yaml.safe_load(Path(config).read_text()) or {}
     cfg = _merge(DEFAULTS, config)
@@ -564,6 +566,13 @@ def train_zoo(
                 f"  {res.elapsed_s:6.1f}s  (elapsed {time.perf_counter() - started:6.1f}s)")
         prep._moments = None
     timings["total"] = time.perf_counter() - started
+    result = zoo_result(specs, timings)
+    say(f"[zoo] done: {total} models in {timings['total']:.1f}s")
+    return result
+
+
+def zoo_result(specs: list[SpecResult], timings: dict[str, float] | None = None) -> ZooResult:
+    """Gather spec results (from `train_zoo` or from one task per spec) into a ZooResult."""
     preds = [s.predictions for s in specs if len(s.predictions)]
     predictions = pd.concat(preds, ignore_index=True) if preds else pd.DataFrame(
         columns=["date", "symbol", "model_id", "score"])
@@ -572,5 +581,4 @@ def train_zoo(
          "n_folds": len(s.folds), "n_features": len(s.features)}
         for s in specs
     ])
-    say(f"[zoo] done: {total} models in {timings['total']:.1f}s")
-    return ZooResult(specs=specs, predictions=predictions, metrics=metrics, timings=timings)
+    return ZooResult(specs=specs, predictions=predictions, metrics=metrics, timings=dict(timings or {}))

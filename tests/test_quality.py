@@ -159,7 +159,11 @@ def test_warm_up_nulls_are_allowed_and_results_append(marts):
         assert (
             con.execute("select count(distinct run_id) from quality.gx_results").fetchone()[0] == before + 1
         )
-    # without the warm-up allowance the same frame fails on that column's null rate
+    # leading nulls are each column's own warm-up; gaps after a column has started are not
     strict = quality.QualityConfig(warmup_rows=0, max_null_rate=0.05)
-    err = _fail(paths, {"sector_neutral": ok}, config=strict)
+    assert quality.check_features(paths, frames={"sector_neutral": ok}, config=strict, log=None)["success"].all()
+    gappy = ok.copy()
+    position = gappy.groupby("symbol").cumcount()
+    gappy.loc[(position >= 150) & (position < 200), column] = np.nan
+    err = _fail(paths, {"sector_neutral": gappy}, config=strict)
     assert set(err.results.loc[~err.results["success"], "column_name"]) == {column}

@@ -1,0 +1,286 @@
+"""Prefect 3 flows over `ml/`: build_features, train_zoo, ensemble_calibrate, policy_backtest,
+publish_signals, monitor, and the parent `daily_pipeline`.
+
+Design notes
+- `ml/` knows nothing of Prefect; every task here is a thin call into a stage function of `ml`.
+- Tasks exchange paths and small dicts, never DataFrames. Caching is keyed on a token made of the
+  data snapshot (sha256 of the input files) and the code (sha256 of the source that shapes the
+  output), so a re-run after a crash or a kill skips finished work and recomputes the rest.
+- I/O-bound tasks (warehouse, Feast) retry with exponential backoff.
+- `train_zoo` fans out one task per (family, view) spec; pass `dask_address` (or `use_dask`) to run
+  them on a Dask cluster through `prefect_dask.DaskTaskRunner`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import INPUTS, NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.tasks import exponential_backoff
+
+from ml.paths import DataPaths
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE_GLOBS = ("ml/*.py", "models/**/*.sql", "models/**/*.yml", "macros/*.sql", "config/*.yaml",
+              "dbt_project.yml", "feature_repo/*.py")
+
+
+def _retry_unless_gate(task, task_run, state) -> bool:
+    """Retry I/O hiccups, never a data-quality gate: bad data stays bad on a second try."""
+    from ml.quality import DataQualityError
+    from ml.warehouse import FeatureBuildError
+
+    try:
+        state.result()
+    except (FeatureBuildError, DataQualityError):
+        return False
+    except Exception:
+        return True
+    return False
+
+
+IO_RETRIES = {
+    "retries": 2,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+    "retry_condition_fn": _retry_unless_gate,
+}
+
+
+def say(message: str) -> None:
+    """Progress line on stdout (Prefect's own logs stay at WARNING unless asked for)."""
+    print(f"[aurora {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------ tokens
+
+
+def _sha256_files(files: Iterable[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@functools.cache
+def code_version() -> str:
+    """sha256 of the source that shapes outputs (library, SQL, configs)."""
+    files = {p for pattern in CODE_GLOBS for p in ROOT.glob(pattern) if p.is_file()}
+    return _sha256_files(files)[:16]
+
+
+def snapshot(*folders: Path, pattern: str = "*.parquet") -> str:
+    files = [p for folder in folders if folder.exists() for p in folder.glob(pattern)]
+    return _sha256_files(files)[:16]
+
+
+def token(*parts: str) -> str:
+    return hashlib.sha256("|".join((code_version(), *parts)).encode()).hexdigest()[:24]
+
+
+# ------------------------------------------------------------------------------------------ tasks
+
+
+@task(name="build-features", cache_policy=INPUTS, persist_result=True, **IO_RETRIES)
+def build_features_task(data_dir: str, cache_token: str) -> dict[str, Any]:
+    from ml.pipeline import build_feature_layer
+
+    paths = DataPaths(Path(data_dir))
+    return {"timings": build_feature_layer(paths, log=say)}
+
+
+@task(name="training-frames", cache_policy=INPUTS, persist_result=True, **IO_RETRIES)
+def training_frames_task(data_dir: str, cache_token: str) -> dict[str, str]:
+    """Point-in-time frames from Feast, one parquet per view under artifacts/training/."""
+    from ml.pipeline import load_training_frames
+
+    paths = DataPaths(Path(data_dir))
+    out = paths.artifacts / "training"
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for view, frame in load_training_frames(paths, log=say).items():
+        target = out / f"{view}.parquet"
+        tmp = target.with_suffix(".tmp")
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, target)
+        files[view] = str(target)
+    return files
+
+
+_PREPARED: dict[tuple, Any] = {}
+_PREPARED_LOCK = threading.Lock()
+
+
+def _prepared_view(frame_files: dict[str, str], view: str, cfg: dict):
+    """Prepare each view once per process (tasks of a thread pool share it)."""
+    import pandas as pd
+
+    from ml import training
+
+    key = (frame_files.get(view), frame_files.get("labels"), view)
+    with _PREPARED_LOCK:
+        if key not in _PREPARED:
+            frames = {name: pd.read_parquet(f) for name, f in frame_files.items()}
+            built = training.build_view_frames(frames, cfg)
+            _PREPARED.clear()
+            _PREPARED[key] = training.prepare_view(built[view], view, cfg) if view in built else None
+        return _PREPARED[key]
+
+
+@task(name="train-spec", cache_policy=INPUTS, persist_result=True,
+      task_run_name="train {family} x {view}")
+def train_spec_task(frame_files: dict[str, str], family: str, view: str, cache_token: str):
+    from ml import training
+
+    cfg = training.load_config()
+    prep = _prepared_view(frame_files, view, cfg)
+    if prep is None:
+        return None
+    result = training.train_spec(prep, family, cfg)
+    say(f"[zoo] {family:<13} x {view:<15} rank IC {result.metrics.get('rank_ic', float('nan')):+.4f}"
+        f"  {result.elapsed_s:6.1f}s")
+    return result
+
+
+@task(name="register-zoo", cache_policy=NO_CACHE, **IO_RETRIES)
+def register_task(data_dir: str, specs: list, labels_file: str) -> dict[str, Any]:
+    import pandas as pd
+
+    from ml import training
+    from ml.pipeline import register_zoo_result
+    from ml.report import update_saved_report
+
+    paths = DataPaths(Path(data_dir))
+    cfg = training.load_config()
+    result = training.zoo_result([s for s in specs if s is not None])
+    values = register_zoo_result(paths, result, pd.read_parquet(labels_file), cfg, log=say)
+    update_saved_report(paths, **values)
+    return values
+
+
+@task(name="stage", cache_policy=NO_CACHE, task_run_name="{stage}", **IO_RETRIES)
+def stage_task(data_dir: str, stage: str) -> dict[str, Any]:
+    """A later stage of `ml.pipeline.STAGES` (ensemble, policy, publishing, monitoring)."""
+    from ml.pipeline import run_stage
+    from ml.report import update_saved_report
+
+    paths = DataPaths(Path(data_dir))
+    values = run_stage(stage, paths, log=say)
+    if values:
+        update_saved_report(paths, **values)
+    return values or {}
+
+
+# ------------------------------------------------------------------------------------------ flows
+
+
+def _data_dir(data_dir: str | None) -> str:
+    return str(DataPaths.from_env(data_dir).root)
+
+
+@flow(name="build_features", log_prints=False)
+def build_features(data_dir: str | None = None) -> dict[str, Any]:
+    data_dir = _data_dir(data_dir)
+    paths = DataPaths(Path(data_dir))
+    fresh = not (paths.features / "labels.parquet").exists()
+    key = token("features", snapshot(paths.raw), str(paths.root))
+    return build_features_task.with_options(refresh_cache=fresh)(data_dir, key)
+
+
+def _zoo_task_runner(use_dask: bool, dask_address: str | None, workers: int):
+    if use_dask or dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        if dask_address:
+            return DaskTaskRunner(address=dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1})
+    return ThreadPoolTaskRunner(max_workers=workers)
+
+
+@flow(name="train_zoo", log_prints=False)
+def train_zoo(data_dir: str | None = None) -> dict[str, Any]:
+    """One task per (family, view) spec of config/zoo.yaml, on the flow's task runner."""
+    from ml import training
+
+    data_dir = _data_dir(data_dir)
+    paths = DataPaths(Path(data_dir))
+    cfg = training.load_config()
+    features_key = token("frames", snapshot(paths.features), str(paths.root))
+    fresh = not (paths.artifacts / "training" / "labels.parquet").exists()
+    frame_files = training_frames_task.with_options(refresh_cache=fresh)(data_dir, features_key)
+    families = training.enabled_families(cfg)
+    views = [v for v in cfg["views"] if v == "all" or v in frame_files]
+    say(f"[zoo] {len(families)} families x {len(views)} views = {len(families) * len(views)} models")
+    spec_key = token("spec", features_key, repr(sorted(cfg.items(), key=str)))
+    futures = [
+        train_spec_task.submit(frame_files, family, view, spec_key) for view in views for family in families
+    ]
+    specs = [f.result() for f in futures]
+    return register_task(data_dir, specs, frame_files["labels"])
+
+
+def _run_stages(data_dir: str | None, stages: tuple[str, ...]) -> dict[str, Any]:
+    data_dir = _data_dir(data_dir)
+    values: dict[str, Any] = {}
+    for stage in stages:
+        values.update(stage_task(data_dir, stage))
+    return values
+
+
+@flow(name="ensemble_calibrate")
+def ensemble_calibrate(data_dir: str | None = None) -> dict[str, Any]:
+    return _run_stages(data_dir, ("ensemble_calibrate",))
+
+
+@flow(name="policy_backtest")
+def policy_backtest(data_dir: str | None = None) -> dict[str, Any]:
+    return _run_stages(data_dir, ("policy_backtest",))
+
+
+@flow(name="publish_signals")
+def publish_signals(data_dir: str | None = None) -> dict[str, Any]:
+    return _run_stages(data_dir, ("publish_signals",))
+
+
+@flow(name="monitor")
+def monitor(data_dir: str | None = None) -> dict[str, Any]:
+    return _run_stages(data_dir, ("monitor",))
+
+
+@flow(name="daily_pipeline")
+def daily_pipeline(data_dir: str | None = None) -> dict[str, Any]:
+    """features -> zoo -> lifecycle monitor -> ensemble + calibration -> policy + backtest -> publish."""
+    from ml.pipeline import available_stages
+    from ml.report import update_saved_report
+
+    data_dir = _data_dir(data_dir)
+    paths = DataPaths(Path(data_dir))
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn, *args):
+        started = time.perf_counter()
+        out = fn(*args)
+        timings[name] = round(time.perf_counter() - started, 2)
+        say(f"stage {name} done in {timings[name]:.1f}s")
+        return out
+
+    started = time.perf_counter()
+    feature_timings = timed("build_features", build_features, data_dir).get("timings", {})
+    timed("train_zoo", train_zoo, data_dir)
+    for stage in available_stages():
+        timed(stage, _run_stages, data_dir, (stage,))
+    timings["total"] = round(time.perf_counter() - started, 2)
+    timings.update({f"features.{k}": round(v, 2) for k, v in feature_timings.items()})
+    update_saved_report(paths, timings_s=timings)
+    return timings
