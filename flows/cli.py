@@ -127,6 +127,9 @@ def _cmd_build_features(args: argparse.Namespace) -> int:
     except (FeatureBuildError, DataQualityError) as err:
         print(f"aurora build-features: stopped by a data-quality gate:\n{err}", file=sys.stderr)
         return 1
+    from ml.report import update_saved_report
+
+    update_saved_report(DataPaths.from_env(), timings_s=timings)
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
     _log(f"features ready in {time.perf_counter() - started:.1f}s ({stages})")
     return 0
@@ -149,6 +152,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
         + (f" (oracle {values['oracle_rank_ic']:.4f})" if values.get("oracle_rank_ic") else "")
     )
     return 0
+
+
+def _cmd_app(args: argparse.Namespace) -> int:
+    """Streamlit monitoring app; it opens the warehouse read-only, so flows can keep writing."""
+    import os
+    import subprocess
+
+    app_file = Path(__file__).resolve().parent.parent / "app" / "main.py"
+    env = {**os.environ, "AURORA_DATA_DIR": str(DataPaths.from_env().root)}
+    _log(f"Aurora app on http://{args.address}:{args.port} (data: {env['AURORA_DATA_DIR']})")
+    return subprocess.call(
+        [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.address", args.address,
+         "--server.port", str(args.port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         "--client.toolbarMode", "minimal"],
+        env=env,
+    )
 
 
 def _not_yet(name: str):
@@ -212,7 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", help="zoo config YAML (default config/zoo.yaml)")
     tr.set_defaults(handler=_cmd_train)
 
-    for name in ("backtest", "app"):
+    app = sub.add_parser("app", help="the Streamlit monitoring app")
+    app.add_argument("--port", type=int, default=8501)
+    app.add_argument("--address", default="127.0.0.1")
+    app.set_defaults(handler=_cmd_app)
+
+    for name in ("backtest",):
         sub.add_parser(name, help=f"{name} (arrives with a later issue)").set_defaults(handler=_not_yet(name))
     return parser
 

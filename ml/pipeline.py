@@ -49,7 +49,6 @@ def build_feature_layer(paths: DataPaths, log: Log = print, select: str | None =
         n_feature_views=len(result.views_built),
         feature_views=result.views_built,
         feature_views_skipped=result.views_skipped,
-        timings_s=timings,
     )
     return timings
 
@@ -132,7 +131,16 @@ def available_stages() -> list[str]:
     return [name for name in STAGES if _stage_function(name) is not None]
 
 
+class InjectedFailure(RuntimeError):
+    """Raised by the stage named in AURORA_FAIL_STAGE: reliability tests prove a failed step
+    leaves the previous tables intact."""
+
+
 def run_stage(name: str, paths: DataPaths, log: Log = print) -> dict:
+    import os
+
+    if os.environ.get("AURORA_FAIL_STAGE") == name:
+        raise InjectedFailure(f"stage {name} failed on purpose (AURORA_FAIL_STAGE={name})")
     fn = _stage_function(name)
     if fn is None:
         raise KeyError(f"stage {name!r} is not available in this version")

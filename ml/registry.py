@@ -21,6 +21,7 @@ out-of-sample start.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -295,7 +296,8 @@ def register_model(
 
     The artifact directory is written under a temporary name and moved into place inside the
     transaction, so a failure leaves neither a row nor a directory. An existing id raises unless
-    `overwrite` (the old artifact and row are replaced, status reset to `status`).
+    `overwrite` (the old artifact and row are replaced; the status is reset to `status` when the
+    data changed, and kept when the same data was retrained, e.g. a re-run after a crash).
     """
     if status not in STATUSES:
         raise RegistryError(f"unknown status {status!r}; one of {STATUSES}")
@@ -321,10 +323,19 @@ def register_model(
     backup = None
     try:
         with _Transaction(con):
-            exists = con.execute(f"select count(*) from {SCHEMA}.model_registry where model_id = ?",
-                                 [model_id]).fetchone()[0]
+            previous = con.execute(
+                f"select status, artifact_sha256, data_hash from {SCHEMA}.model_registry where model_id = ?",
+                [model_id],
+            ).fetchone()
+            exists = previous is not None
             if exists and not overwrite:
                 raise RegistryError(f"model {model_id} is already registered (overwrite=True to replace)")
+            if exists and previous[2] == data_hash:
+                # same id, same data: a re-run of training. Its lifecycle status belongs to the monitor.
+                record = dataclasses.replace(record, status=previous[0])
+                if previous[1] == sha:
+                    shutil.rmtree(tmp, ignore_errors=True)  # the very same model: nothing to change
+                    return record
             if exists:
                 con.execute(f"delete from {SCHEMA}.model_registry where model_id = ?", [model_id])
             row = _row(record)
@@ -334,7 +345,8 @@ def register_model(
                 [row[c] for c in cols],
             )
             con.execute(f"insert into {SCHEMA}.model_events values (?, ?, ?, ?, ?)",
-                        [_now(), model_id, None, status, "registered" + (" (overwrite)" if exists else "")])
+                        [_now(), model_id, None, record.status,
+                         "registered" + (" (overwrite)" if exists else "")])
             if final.exists():
                 backup = root / f".{model_id}.old-{os.getpid()}"
                 os.replace(final, backup)

@@ -95,8 +95,10 @@ def test_duplicate_ids_and_overwrite(tmp_path, trained):
     promote(paths, res.model_id, "good")
     with pytest.raises(RegistryError):
         register_spec(paths, res, CHECKSUMS, data_hash="x")
+    rerun = register_spec(paths, res, CHECKSUMS, data_hash="x", overwrite=True)
+    assert rerun.status == "active" and get_record(paths, res.model_id).status == "active"  # same data
     again = register_spec(paths, res, CHECKSUMS, data_hash="y", overwrite=True)
-    assert again.status == "candidate" and get_record(paths, res.model_id).data_hash == "y"
+    assert again.status == "candidate" and get_record(paths, res.model_id).data_hash == "y"  # new data
     assert len(list_models(paths)) == 1
     assert not [p for p in (paths.artifacts / "models").iterdir() if p.name.startswith(".")]
 

@@ -1,0 +1,170 @@
+"""Backtest: gross vs net equity, drawdown, turnover and cost retention from `ml.backtest_daily`."""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app import data, ui
+from app.targets import TARGETS, fmt
+
+TRADING_DAYS = 252
+
+st.title("Backtest")
+st.caption("The chosen ensemble's signals through the cost-aware policy, after costs (`ml.backtest_daily`).")
+
+paths = data.data_paths()
+read = data.read(["backtest_daily", "ensemble_comparison"], paths)
+ui.read_notice(read)
+daily = read.get("backtest_daily")
+report, _ = data.load_report(paths)
+report = report or {}
+targets = {t.key: t for t in TARGETS}
+
+
+def _prepare(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """date, gross_return, cost, net_return (+ turnover, exposures when present), tolerant of gaps."""
+    if frame is None or frame.empty or "date" not in frame:
+        return None
+    df = frame.copy()
+    df["date"] = pd.to_datetime(df["date"])
+    df = df.sort_values("date").reset_index(drop=True)
+    has = set(df.columns)
+    if "net_return" not in has and {"gross_return", "cost"} <= has:
+        df["net_return"] = df["gross_return"] - df["cost"]
+    if "gross_return" not in has and {"net_return", "cost"} <= set(df.columns):
+        df["gross_return"] = df["net_return"] + df["cost"]
+    if "cost" not in has and {"gross_return", "net_return"} <= set(df.columns):
+        df["cost"] = df["gross_return"] - df["net_return"]
+    if "net_return" not in df and "gross_return" not in df:
+        return None
+    return df
+
+
+def _sharpe(r: pd.Series) -> float | None:
+    r = r.dropna()
+    sd = r.std(ddof=1)
+    return float(r.mean() / sd * np.sqrt(TRADING_DAYS)) if len(r) > 1 and sd > 0 else None
+
+
+def _max_dd(r: pd.Series) -> float | None:
+    eq = (1 + r.fillna(0)).cumprod()
+    return float((1 - eq / eq.cummax()).max()) if len(eq) else None
+
+
+df = _prepare(daily)
+if df is None:
+    ui.not_available("The backtest (`ml.backtest_daily`)")
+    st.stop()
+
+returns = [c for c in ("gross_return", "net_return") if c in df]
+monthly_turn = None
+if "turnover" in df:
+    monthly_turn = (df["turnover"] / 2.0).groupby(df["date"].dt.to_period("M")).sum()
+    full = monthly_turn.iloc[1:-1] if len(monthly_turn) > 2 else monthly_turn
+    gross_exp = float(df["gross_exposure"].mean()) if "gross_exposure" in df else 1.0
+    turnover_monthly = float(full.mean() / gross_exp) if gross_exp > 0 else None
+else:
+    turnover_monthly = None
+computed = {
+    "sharpe_gross": _sharpe(df["gross_return"]) if "gross_return" in df else None,
+    "sharpe_net": _sharpe(df["net_return"]) if "net_return" in df else None,
+    "max_drawdown": _max_dd(df["net_return"]) if "net_return" in df else None,
+    "turnover_monthly": turnover_monthly,
+    "cost_retention": (float(df["net_return"].mean() / df["gross_return"].mean())
+                       if set(returns) == {"gross_return", "net_return"} and df["gross_return"].mean() > 0
+                       else None),
+}
+st.markdown(f"**{df['date'].min():%Y-%m-%d} → {df['date'].max():%Y-%m-%d}** · {len(df):,} trading days")
+cols = st.columns(5)
+for col, key in zip(cols, ("sharpe_gross", "sharpe_net", "max_drawdown", "turnover_monthly", "cost_retention"),
+                    strict=True):
+    value = report.get(key) if report.get(key) is not None else computed[key]
+    t = targets.get(key)
+    with col.container(border=True):
+        label = t.label if t else "Sharpe (gross)"
+        st.metric(label, fmt(value, t.kind if t else "num"),
+                  help=("from the report" if report.get(key) is not None else "computed from ml.backtest_daily")
+                  + (f"; target {t.describe}" if t else ""))
+        if t:
+            ui.status_badge(t.check(value))
+        else:
+            st.caption("no target")
+
+# ------------------------------------------------------------------------------------------ equity
+st.subheader("Equity: gross vs net of costs")
+equity = pd.DataFrame({"date": df["date"]})
+for c in returns:
+    equity[c.replace("_return", "")] = (1 + df[c].fillna(0)).cumprod()
+eq_long = equity.melt("date", var_name="series", value_name="equity")
+ui.show_chart(alt.Chart(eq_long).mark_line().encode(
+    x=alt.X("date:T", title=None), y=alt.Y("equity:Q", title="growth of 1", scale=alt.Scale(zero=False)),
+    color=alt.Color("series:N", scale=alt.Scale(domain=["gross", "net"], range=["#9e9e9e", "#1f77b4"])),
+    tooltip=[alt.Tooltip("date:T"), "series", alt.Tooltip("equity:Q", format=".3f")],
+).properties(height=340))
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Drawdown (net)")
+    r = df["net_return"] if "net_return" in df else df["gross_return"]
+    eq = (1 + r.fillna(0)).cumprod()
+    dd = pd.DataFrame({"date": df["date"], "drawdown": -(1 - eq / eq.cummax())})
+    ui.show_chart(alt.Chart(dd).mark_area(color="#d62728", opacity=0.4, line={"color": "#d62728"}).encode(
+        x=alt.X("date:T", title=None), y=alt.Y("drawdown:Q", title="drawdown", axis=alt.Axis(format="%")),
+        tooltip=[alt.Tooltip("date:T"), alt.Tooltip("drawdown:Q", format=".2%")],
+    ).properties(height=260))
+with right:
+    st.subheader("Turnover")
+    if monthly_turn is None:
+        ui.not_available("Turnover (no `turnover` column)")
+    else:
+        mt = pd.DataFrame({"month": monthly_turn.index.to_timestamp(), "turnover": monthly_turn.to_numpy()})
+        ui.show_chart(alt.Chart(mt).mark_bar().encode(
+            x=alt.X("month:T", title=None), y=alt.Y("turnover:Q", title="turnover per month (x capital)"),
+            tooltip=[alt.Tooltip("month:T", format="%Y-%m"), alt.Tooltip("turnover:Q", format=".2f")],
+        ).properties(height=260))
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Cost retention")
+    if set(returns) != {"gross_return", "net_return"}:
+        ui.not_available("Cost retention (needs gross and net returns)")
+    else:
+        window = 126
+        roll = pd.DataFrame({
+            "date": df["date"],
+            "rolling 6 months": df["net_return"].rolling(window, min_periods=21).sum()
+            / df["gross_return"].rolling(window, min_periods=21).sum(),
+            "since start": df["net_return"].cumsum() / df["gross_return"].cumsum(),
+        }).melt("date", var_name="window", value_name="retention")
+        roll = roll[np.isfinite(roll["retention"])]
+        roll["retention"] = roll["retention"].clip(-1.0, 2.0)
+        ui.show_chart((alt.Chart(roll).mark_line().encode(
+            x=alt.X("date:T", title=None),
+            y=alt.Y("retention:Q", title="net / gross return", axis=alt.Axis(format="%")),
+            color=alt.Color("window:N", title=None),
+            tooltip=[alt.Tooltip("date:T"), "window", alt.Tooltip("retention:Q", format=".1%")],
+        ) + alt.Chart(pd.DataFrame({"y": [0.8]})).mark_rule(strokeDash=[4, 4], color="gray").encode(y="y:Q"))
+            .properties(height=260))
+        st.caption("Share of the gross return kept after costs (clipped to [-100%, 200%]); dashed: the 80% target.")
+with right:
+    st.subheader("Exposure")
+    exp_cols = [c for c in ("gross_exposure", "net_exposure", "beta_exposure") if c in df]
+    if not exp_cols:
+        ui.not_available("Exposures")
+    else:
+        ex = df[["date", *exp_cols]].melt("date", var_name="exposure", value_name="value")
+        ui.show_chart(ui.line(ex, "date", "value", "exposure", y_title="fraction of capital", y_format=".2f",
+                              height=260))
+
+comparison = read.get("ensemble_comparison")
+if comparison is not None and len(comparison):
+    st.subheader("Ensembles and policies side by side")
+    numeric = [c for c in comparison.columns if pd.api.types.is_float_dtype(comparison[c])]
+    ui.table(comparison,
+                 column_config={c: st.column_config.NumberColumn(format="%.4f") for c in numeric})
+
+with st.expander("Daily rows"):
+    ui.table(df.sort_values("date", ascending=False))

@@ -1,0 +1,125 @@
+"""Calibration: reliability diagram (expected-return decile: mean predicted vs mean realized) and the
+coverage of the 80% prediction intervals, from `ml.signals` joined with `features/labels.parquet`."""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app import data, ui
+from app.targets import TARGETS, fmt
+
+st.title("Calibration")
+st.caption("Do the expected returns mean what they say? Signals against the realized forward return "
+           "they predict (5 days, sector-neutral).")
+
+paths = data.data_paths()
+read = data.read(["signals_summary", "reliability", "coverage_monthly"], paths)
+ui.read_notice(read)
+summary = read.get("signals_summary")
+report, _ = data.load_report(paths)
+report = report or {}
+targets = {t.key: t for t in TARGETS}
+
+if summary is None or summary.empty or not int(summary["n_rows"].iloc[0]):
+    ui.not_available("Signals (`ml.signals`)")
+    st.stop()
+
+label = data.label_column(paths)
+s = summary.iloc[0]
+unit = "bps" if (s["median_width"] is None or pd.isna(s["median_width"]) or s["median_width"] >= 0.5) else "return"
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Signal rows", f"{int(s['n_rows']):,}")
+c2.metric("Days", f"{int(s['n_days']):,}")
+c3.metric("Symbols", f"{int(s['n_symbols']):,}")
+c4.metric("Last signal date", str(pd.Timestamp(s["last_date"]).date()) if s["last_date"] is not None else "—")
+
+reliability = read.get("reliability")
+coverage = read.get("coverage_monthly")
+if label is None:
+    ui.not_available("Realized returns (`features/labels.parquet`)", "run `aurora build-features`")
+    st.stop()
+
+# ------------------------------------------------------------------------------------------ headline
+computed_error = computed_cov = None
+if reliability is not None and len(reliability) >= 2:
+    spread = float(reliability["realized"].iloc[-1] - reliability["realized"].iloc[0])
+    err = float(np.average((reliability["predicted"] - reliability["realized"]).abs(), weights=reliability["n"]))
+    computed_error = err / spread if spread > 0 else None
+if coverage is not None and len(coverage):
+    computed_cov = float(np.average(coverage["coverage"], weights=coverage["n"]))
+
+st.subheader("Against the targets")
+for col, key, computed in zip(st.columns(2), ("calibration_error", "coverage_80"), (computed_error, computed_cov),
+                              strict=True):
+    t = targets[key]
+    with col.container(border=True):
+        st.markdown(f"**{t.label}** · target {t.describe}")
+        left, right = st.columns(2)
+        for where, value, note in ((left, report.get(key), "`aurora report`"),
+                                   (right, computed, f"recomputed here vs `{label}`")):
+            with where:
+                st.metric("Report" if where is left else "This page", fmt(value, t.kind), help=note)
+                ui.status_badge(t.check(value))
+st.caption("The report measures against the backtest's label (sector peers' mean); this page uses the "
+           "published labels mart, so the two can differ slightly. Calibration error: count-weighted "
+           "mean |predicted − realized| over deciles, divided by the realized top-minus-bottom spread.")
+
+# ------------------------------------------------------------------------------------------ reliability
+st.subheader("Reliability diagram")
+if reliability is None or reliability.empty:
+    ui.not_available("Signals with realized returns")
+else:
+    rel = reliability.assign(decile=reliability["decile"].astype(int))
+    lo = float(min(rel["predicted"].min(), rel["realized"].min()))
+    hi = float(max(rel["predicted"].max(), rel["realized"].max()))
+    pad = 0.05 * (hi - lo or 1.0)
+    diag = pd.DataFrame({"x": [lo - pad, hi + pad], "y": [lo - pad, hi + pad]})
+    base = alt.Chart(rel).encode(
+        x=alt.X("predicted:Q", title=f"mean predicted expected return ({unit})",
+                scale=alt.Scale(domain=[lo - pad, hi + pad])),
+        y=alt.Y("realized:Q", title=f"mean realized return ({unit})", scale=alt.Scale(domain=[lo - pad, hi + pad])),
+        tooltip=["decile", alt.Tooltip("n:Q", format=","), alt.Tooltip("predicted:Q", format=".2f"),
+                 alt.Tooltip("realized:Q", format=".2f")],
+    )
+    chart = (
+        alt.Chart(diag).mark_line(strokeDash=[4, 4], color="gray").encode(x="x:Q", y="y:Q")
+        + base.mark_line(color="#1f77b4")
+        + base.mark_circle(size=90, color="#1f77b4")
+        + base.mark_text(dy=-12, fontSize=11).encode(text="decile:N")
+    ).properties(height=420)
+    left, right = st.columns([3, 2])
+    with left:
+        ui.show_chart(chart)
+        st.caption("Deciles of expected return ranked within each date, pooled over dates. On the dashed "
+                   "diagonal a signal means exactly what it says.")
+    with right:
+        ui.table(rel,
+                     column_config={"n": st.column_config.NumberColumn(format="%d"),
+                                    "predicted": st.column_config.NumberColumn(format="%.2f"),
+                                    "realized": st.column_config.NumberColumn(format="%.2f")})
+
+# ------------------------------------------------------------------------------------------ coverage
+st.subheader("Interval coverage (80% intervals)")
+if coverage is None or coverage.empty:
+    ui.not_available("Interval coverage")
+else:
+    cov = coverage.assign(month=pd.to_datetime(coverage["month"]))
+    band = pd.DataFrame({"lo": [0.75], "hi": [0.85]})
+    scale = alt.Scale(domain=[max(0.0, min(0.6, float(cov["coverage"].min()) - 0.05)), 1.0], zero=False)
+    chart = (
+        alt.Chart(band).mark_rect(opacity=0.12, color="green").encode(y=alt.Y("lo:Q", scale=scale), y2="hi:Q")
+        + alt.Chart(pd.DataFrame({"y": [0.8]})).mark_rule(strokeDash=[4, 4], color="gray").encode(
+            y=alt.Y("y:Q", scale=scale))
+        + alt.Chart(cov).mark_line(point=True).encode(
+            x=alt.X("month:T", title=None),
+            y=alt.Y("coverage:Q", title="share inside [lower, upper]", axis=alt.Axis(format="%"), scale=scale),
+            tooltip=[alt.Tooltip("month:T"), alt.Tooltip("coverage:Q", format=".1%"), alt.Tooltip("n:Q", format=",")],
+        )
+    ).properties(height=300)
+    ui.show_chart(chart)
+    st.caption("Monthly share of realized returns inside the 80% interval; shaded: the target band "
+               "[75%, 85%].")
+    st.markdown(f"Mean interval width: **{float(np.average(cov['mean_width'], weights=cov['n'])):,.1f} {unit}**")
