@@ -170,12 +170,16 @@ def _cmd_app(args: argparse.Namespace) -> int:
     )
 
 
-def _not_yet(name: str):
-    def handler(args: argparse.Namespace) -> int:
-        print(f"aurora {name}: not available yet in this version (see the open issues).", file=sys.stderr)
-        return 2
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from ml.pipeline import run_stage
+    from ml.report import update_saved_report
 
-    return handler
+    paths = DataPaths.from_env()
+    values = run_stage("ensemble_policy_backtest", paths, log=_log)
+    update_saved_report(paths, **values)
+    _log(f"backtest: Sharpe net {values['sharpe_net']:.2f}, max drawdown {values['max_drawdown']:.1%}, "
+         f"turnover {values['turnover_monthly']:.2f}x/month, cost retention {values['cost_retention']:.0%}")
+    return 0
 
 
 def _log(message: str) -> None:
@@ -236,8 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--address", default="127.0.0.1")
     app.set_defaults(handler=_cmd_app)
 
-    for name in ("backtest",):
-        sub.add_parser(name, help=f"{name} (arrives with a later issue)").set_defaults(handler=_not_yet(name))
+    bt = sub.add_parser("backtest", help="ensembles, calibration, cost-aware policy and backtest after costs")
+    bt.set_defaults(handler=_cmd_backtest)
     return parser
 
 

@@ -1,5 +1,5 @@
-"""Prefect 3 flows over `ml/`: build_features, train_zoo, ensemble_calibrate, policy_backtest,
-publish_signals, monitor, and the parent `daily_pipeline`.
+"""Prefect 3 flows over `ml/`: build_features, train_zoo, monitor, ensemble_policy_backtest,
+publish_signals, and the parent `daily_pipeline`.
 
 Design notes
 - `ml/` knows nothing of Prefect; every task here is a thin call into a stage function of `ml`.
@@ -238,14 +238,10 @@ def _run_stages(data_dir: str | None, stages: tuple[str, ...]) -> dict[str, Any]
     return values
 
 
-@flow(name="ensemble_calibrate")
-def ensemble_calibrate(data_dir: str | None = None) -> dict[str, Any]:
-    return _run_stages(data_dir, ("ensemble_calibrate",))
-
-
-@flow(name="policy_backtest")
-def policy_backtest(data_dir: str | None = None) -> dict[str, Any]:
-    return _run_stages(data_dir, ("policy_backtest",))
+@flow(name="ensemble_policy_backtest")
+def ensemble_policy_backtest(data_dir: str | None = None) -> dict[str, Any]:
+    """Ensembles, calibration, the cost-aware policy and the backtest (one atomic write)."""
+    return _run_stages(data_dir, ("ensemble_policy_backtest",))
 
 
 @flow(name="publish_signals")
@@ -260,7 +256,7 @@ def monitor(data_dir: str | None = None) -> dict[str, Any]:
 
 @flow(name="daily_pipeline")
 def daily_pipeline(data_dir: str | None = None) -> dict[str, Any]:
-    """features -> zoo -> lifecycle monitor -> ensemble + calibration -> policy + backtest -> publish."""
+    """features -> zoo -> lifecycle monitor -> ensemble + calibration + policy + backtest -> publish."""
     from ml.pipeline import available_stages
     from ml.report import update_saved_report
 

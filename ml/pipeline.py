@@ -107,10 +107,12 @@ def train_stage(paths: DataPaths, log: Log = print, config=None) -> dict:
 
 # The stages after training, in pipeline order: name -> (module, function). Each takes
 # (paths, log=...) and returns the report keys it fills.
+# The monitor decides which models are active before the ensemble reads them. Ensembling,
+# calibration, the policy and the backtest are one stage: their tables are written in one
+# transaction (ml.evaluation.run_backtest_stage).
 STAGES: dict[str, tuple[str, str]] = {
     "monitor": ("ml.lifecycle", "run_monitor_stage"),
-    "ensemble_calibrate": ("ml.evaluation", "run_ensemble_stage"),
-    "policy_backtest": ("ml.evaluation", "run_policy_stage"),
+    "ensemble_policy_backtest": ("ml.evaluation", "run_backtest_stage"),
     "publish_signals": ("ml.publish", "run_publish_stage"),
 }
 

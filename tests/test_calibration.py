@@ -1,0 +1,125 @@
+"""Calibration of ensemble scores to expected returns: walk-forward without look-ahead, monotone,
+conformal intervals with nominal coverage, an uncertainty that grows with model disagreement, and the
+two metrics (coverage, calibration error)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from policy_fixtures import toy_market
+
+from ml import ensemble as ens
+from ml.backtest import forward_label, horizon_scale, market_panel
+from ml.calibration import (
+    Calibrator,
+    calibration_error,
+    calibration_table,
+    conformal_quantiles,
+    interval_coverage,
+)
+
+H = 5
+
+
+@pytest.fixture(scope="module")
+def toy():
+    market = toy_market(n_symbols=50, n_days=420)
+    mp = market_panel(market.prices, market.securities)
+    label = forward_label(mp, H, "sector")
+    panel = ens.standardize(ens.score_panel(market.predictions))
+    result = ens.build_ensemble(panel, label, ens.ICWeighted(horizon=H, window=60, min_periods=20))
+    calibrator = Calibrator(horizon=H, min_train_days=60)
+    signals = calibrator.fit_predict(result.score, label, horizon_scale(mp, H), result.dispersion)
+    return mp, label, result, calibrator, signals
+
+
+def test_signals_start_after_the_warm_up_and_cover_every_later_row(toy):
+    _, _, result, _, signals = toy
+    first = signals.index.get_level_values("date").min()
+    dates = result.score.index.get_level_values("date")
+    assert (dates >= first).sum() == len(signals)
+    warm = sorted(set(dates))
+    assert warm.index(first) >= 60 + H
+    assert {"expected_return", "lower", "upper", "uncertainty"} <= set(signals.columns)
+
+
+def test_expected_return_is_monotone_in_score_on_each_date(toy):
+    _, _, _, _, signals = toy
+    ordered = signals.sort_values(["x"]).reset_index()
+    ok = ordered.groupby("date")["expected_return"].apply(lambda s: bool(np.all(np.diff(s.to_numpy()) >= -1e-9)))
+    assert ok.all()
+
+
+def test_calibration_uses_only_labels_known_before_the_refit(toy):
+    """A prediction at t must not change when labels of dates after t - h - 1 change."""
+    mp, label, result, calibrator, signals = toy
+    dates = sorted(set(result.score.index.get_level_values("date")))
+    t = dates[300]
+    cutoff = dates[300 - H - 1]
+    when = label.index.get_level_values("date")
+    shuffled = label.where(when <= cutoff, label.sample(frac=1.0, random_state=0).to_numpy())
+    other = calibrator.fit_predict(result.score, shuffled, horizon_scale(mp, H), result.dispersion)
+    upto = signals.index.get_level_values("date") <= t
+    pd.testing.assert_frame_equal(signals[upto], other[other.index.get_level_values("date") <= t])
+
+
+def test_interval_coverage_is_close_to_nominal_out_of_sample(toy):
+    _, label, _, _, signals = toy
+    cov = interval_coverage(signals, label)
+    assert 0.74 <= cov <= 0.86
+    assert (signals["lower"] <= signals["expected_return"]).all()
+    assert (signals["expected_return"] <= signals["upper"]).all()
+
+
+def test_wider_intervals_for_more_volatile_names(toy):
+    mp, _, _, _, signals = toy
+    width = (signals["upper"] - signals["lower"])
+    scale = horizon_scale(mp, H).reindex(signals.index)
+    known = scale.notna()
+    assert np.corrcoef(width[known], scale[known])[0, 1] > 0.8
+
+
+def test_uncertainty_grows_with_model_disagreement(toy):
+    mp, label, result, calibrator, _ = toy
+    noisy = result.dispersion * 3.0
+    loud = calibrator.fit_predict(result.score, label, horizon_scale(mp, H), noisy)
+    quiet = calibrator.fit_predict(result.score, label, horizon_scale(mp, H), result.dispersion * 0.0)
+    base = calibrator.fit_predict(result.score, label, horizon_scale(mp, H), result.dispersion)
+    assert loud["uncertainty"].mean() > base["uncertainty"].mean() > quiet["uncertainty"].mean()
+    assert quiet["uncertainty"].max() == 0.0
+
+
+def test_conformal_quantiles_follow_each_bucket():
+    rng = np.random.default_rng(0)
+    u = np.r_[rng.normal(0, 1, 5000), rng.normal(0, 3, 5000)]
+    bucket = np.r_[np.zeros(5000, int), np.ones(5000, int)]
+    lo, hi = conformal_quantiles(u, bucket, 2, alpha=0.1)
+    assert hi[0] == pytest.approx(1.2816, abs=0.08) and hi[1] == pytest.approx(3 * 1.2816, abs=0.25)
+    assert lo[0] == pytest.approx(-1.2816, abs=0.08)
+
+
+def test_calibration_error_is_small_when_calibrated_and_large_when_not(toy):
+    _, label, _, _, signals = toy
+    good = calibration_error(signals, label)
+    assert good < 0.15
+    overconfident = signals.assign(expected_return=signals["expected_return"] * 3)
+    assert calibration_error(overconfident, label, score="x") > 2 * good
+
+
+def test_calibration_error_definition_on_a_hand_example():
+    idx = pd.MultiIndex.from_product([pd.bdate_range("2021-01-01", periods=1), [f"S{i}" for i in range(10)]],
+                                     names=["date", "symbol"])
+    realized = pd.Series(np.arange(10) * 0.001, index=idx)  # deciles 0, 10, ..., 90 bps: spread 90
+    signals = pd.DataFrame({"expected_return": np.arange(10) * 10.0 + 4.5}, index=idx)
+    assert calibration_error(signals, realized) == pytest.approx(4.5 / 90)
+    table = calibration_table(signals, realized)
+    assert list(table["n"]) == [1] * 10
+
+
+def test_rank_transform_is_supported(toy):
+    mp, label, result, _, _ = toy
+    out = Calibrator(horizon=H, min_train_days=60, transform="rank").fit_predict(
+        result.score, label, horizon_scale(mp, H), result.dispersion)
+    assert out["x"].abs().max() <= np.sqrt(3) + 1e-9
+    assert 0.7 < interval_coverage(out, label) < 0.9
