@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SKFOLIO_VERSION := 1.12.2
 export AURORA_DATA_DIR ?= data
 
-.PHONY: run test install lint bench app clean-data
+.PHONY: run test install lint bench app browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,12 @@ run: $(STAMP)
 	@if [ ! -f "$(AURORA_DATA_DIR)/raw/prices.parquet" ]; then $(BIN)/aurora generate; fi
 	$(BIN)/aurora run
 
-test: $(STAMP)
+# Headless Chromium for the app's screenshot test (Debian package; the test skips without it).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium could not be installed: the app screenshot test will be skipped"; }
+
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -32,6 +37,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_generate.py
+	$(BIN)/python bench/bench_market_quality.py
+	$(BIN)/python bench/bench_features.py
 
 app: $(STAMP)
 	$(BIN)/aurora app
