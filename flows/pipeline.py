@@ -133,7 +133,6 @@ def _prepared_view(frame_files: dict[str, str], view: str, cfg: dict):
         if key not in _PREPARED:
             frames = {name: pd.read_parquet(f) for name, f in frame_files.items()}
             built = training.build_view_frames(frames, cfg)
-            _PREPARED.clear()
             _PREPARED[key] = training.prepare_view(built[view], view, cfg) if view in built else None
         return _PREPARED[key]
 
@@ -198,7 +197,15 @@ def build_features(data_dir: str | None = None) -> dict[str, Any]:
     return build_features_task.with_options(refresh_cache=fresh)(data_dir, key)
 
 
-def _zoo_task_runner(use_dask: bool, dask_address: str | None, workers: int):
+def zoo_task_runner(use_dask: bool | None = None, dask_address: str | None = None, workers: int | None = None):
+    """Threads on this machine by default; a Dask cluster (local or at `dask_address`) on request.
+
+    Environment: AURORA_DASK_ADDRESS (scheduler address), AURORA_USE_DASK=1 (local cluster),
+    AURORA_ZOO_WORKERS (default 2).
+    """
+    dask_address = dask_address or os.environ.get("AURORA_DASK_ADDRESS") or None
+    use_dask = use_dask if use_dask is not None else os.environ.get("AURORA_USE_DASK") == "1"
+    workers = workers or int(os.environ.get("AURORA_ZOO_WORKERS", "2"))
     if use_dask or dask_address:
         from prefect_dask import DaskTaskRunner
 
@@ -208,7 +215,7 @@ def _zoo_task_runner(use_dask: bool, dask_address: str | None, workers: int):
     return ThreadPoolTaskRunner(max_workers=workers)
 
 
-@flow(name="train_zoo", log_prints=False)
+@flow(name="train_zoo", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=2))
 def train_zoo(data_dir: str | None = None) -> dict[str, Any]:
     """One task per (family, view) spec of config/zoo.yaml, on the flow's task runner."""
     from ml import training
@@ -273,7 +280,7 @@ def daily_pipeline(data_dir: str | None = None) -> dict[str, Any]:
 
     started = time.perf_counter()
     feature_timings = timed("build_features", build_features, data_dir).get("timings", {})
-    timed("train_zoo", train_zoo, data_dir)
+    timed("train_zoo", train_zoo.with_options(task_runner=zoo_task_runner()), data_dir)
     for stage in available_stages():
         timed(stage, _run_stages, data_dir, (stage,))
     timings["total"] = round(time.perf_counter() - started, 2)
