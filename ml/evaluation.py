@@ -206,14 +206,21 @@ def load_label(paths: DataPaths, market: MarketPanel, cfg: Mapping[str, Any]) ->
 def read_predictions(paths: DataPaths) -> tuple[pd.DataFrame, dict[str, str], list[str] | None]:
     """`ml.predictions` as a wide score panel (index date, symbol; one column per model; DuckDB codes
     the keys and the rows are scattered into one array, so the long table never sits in pandas),
-    {model_id: family}, and the ids usable by the
-    ensemble: active models when the registry has any, else every non-retired one (None: no registry)."""
+    {model_id: family}, and the ids usable by the ensemble. With the lifecycle's
+    `ml.model_status_daily`, each model's scores are kept only on dates when it was active or
+    promoted (point in time) and the ids are None; otherwise the registry's active models, else every
+    non-retired one (None: no registry)."""
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     try:
         try:
             reg = con.execute(f"select model_id, family, status from {SCHEMA}.model_registry").df()
         except duckdb.CatalogException:
             reg = pd.DataFrame(columns=["model_id", "family", "status"])
+        try:
+            status_daily = con.execute(
+                f"select date, model_id, multiplier from {SCHEMA}.model_status_daily").df()
+        except duckdb.CatalogException:
+            status_daily = None
         # integer codes for models and (date, symbol) keys, then one scatter into a dense array
         con.execute(f"create temp table _models as select model_id, (row_number() over (order by model_id) - 1)"
                     f"::integer as mi from (select distinct model_id from {SCHEMA}.predictions)")
@@ -232,6 +239,16 @@ def read_predictions(paths: DataPaths) -> tuple[pd.DataFrame, dict[str, str], li
                                       names=["date", "symbol"])
     panel = pd.DataFrame(values, index=index, columns=[str(m) for m in models])
     families = dict(zip(reg["model_id"].astype(str), reg["family"].astype(str), strict=True))
+    if status_daily is not None and len(status_daily):
+        # point-in-time lifecycle: a model's scores count only on dates when it was active or promoted
+        # (today's registry status would select models with hindsight)
+        from ml.lifecycle import multiplier_panel
+
+        usable = multiplier_panel(status_daily, dates=panel.index.get_level_values("date").unique(),
+                                  models=panel.columns)
+        mask = usable.reindex(panel.index.get_level_values("date")).to_numpy() > 0
+        panel = panel.where(mask)
+        return panel, families, None
     if reg.empty:
         return panel, families, None
     active = reg.loc[reg["status"].isin(["active", "promoted"]), "model_id"].astype(str).tolist()

@@ -114,6 +114,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "monitor": ("ml.lifecycle", "run_monitor_stage"),
     "ensemble_policy_backtest": ("ml.evaluation", "run_backtest_stage"),
     "publish_signals": ("ml.publish", "run_publish_stage"),
+    "monitoring_marts": ("ml.monitoring", "run_monitoring_marts_stage"),
 }
 
 

@@ -39,6 +39,7 @@ LABELS = "labels"
 MARTS: tuple[str, ...] = (*FEATURE_VIEWS, LABELS)
 OPTIONAL_PRICE_COLUMNS: tuple[str, ...] = TABLES["prices"].optional_columns
 WAREHOUSE_SCHEMA = "main"
+MONITORING_SELECTOR = "tag:monitoring"  # marts over the ml schema, never part of the feature build
 _SAMPLE_ROWS = 5
 
 Log = Callable[[str], None]
@@ -399,9 +400,8 @@ def build_features(paths: DataPaths, log: Log = print, select: str | None = None
     # Tests of excluded models drop out with them (dbt's default "eager" exclusion). With a selection,
     # "cautious" runs a test only when every model it reads is selected, so e.g. a mart's test
     # comparing it with stg_prices does not run just because stg_prices was selected.
-    command = ["build"]
-    if raw.excludes():
-        command += ["--exclude", *raw.excludes()]
+    # The monitoring marts (tag:monitoring) read the pipeline's ml tables: ml.monitoring builds them.
+    command = ["build", "--exclude", *raw.excludes(), MONITORING_SELECTOR]
     if select:
         command += ["--select", *select.split(), "--indirect-selection", "cautious"]
     log(f"dbt build on {paths.root}" + (f" (select {select})" if select else ""))
