@@ -123,3 +123,15 @@ def test_a_failed_step_leaves_the_previous_tables_intact(uninterrupted):
         pd.testing.assert_frame_equal(before[name], after[name], check_exact=True, obj=f"ml.{name}")
     assert json.loads(report_before)["timings_s"] == json.loads(
         (data_dir / "artifacts" / "report.json").read_text())["timings_s"]
+
+
+def test_train_zoo_fans_out_on_a_local_dask_cluster(uninterrupted):
+    data_dir, _ = uninterrupted
+    done = _aurora(data_dir, "run", AURORA_USE_DASK="1", AURORA_ZOO_WORKERS="2",
+                   AURORA_ZOO_CONFIG=str(ROOT / "tests/fixtures/zoo_small_dask.yaml"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "[zoo] 3 families x 2 views = 6 models" in done.stdout
+    assert done.stdout.count("rank IC") >= 6  # every spec ran (nothing cached for this config)
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        seeds = con.execute("select distinct seed from ml.model_registry").fetchall()
+    assert (1,) in seeds
