@@ -271,10 +271,23 @@ def daily_pipeline(data_dir: str | None = None) -> dict[str, Any]:
     paths = DataPaths(Path(data_dir))
     timings: dict[str, float] = {}
 
+    from datetime import UTC, datetime
+
+    from ml.runlog import log_stage
+
+    run_id = datetime.now(UTC).strftime("run-%Y%m%dT%H%M%S")
+
     def timed(name: str, fn, *args):
+        started_at = datetime.now(UTC).replace(tzinfo=None)
         started = time.perf_counter()
-        out = fn(*args)
+        try:
+            out = fn(*args)
+        except BaseException as err:
+            log_stage(paths, run_id, name, started_at, time.perf_counter() - started, "failed",
+                      f"{type(err).__name__}: {err}")
+            raise
         timings[name] = round(time.perf_counter() - started, 2)
+        log_stage(paths, run_id, name, started_at, timings[name], "completed")
         say(f"stage {name} done in {timings[name]:.1f}s")
         return out
 

@@ -78,6 +78,9 @@ def test_run_goes_end_to_end_and_reports_stage_timings(uninterrupted):
     assert {"build_features", "train_zoo"} <= set(report["timings_s"])
     assert report["n_model_families"] == 3
     assert "predictions" in _tables(data_dir)
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        logged = dict(con.execute("select stage, status from ml.run_log").fetchall())
+    assert logged["build_features"] == "completed" and logged["train_zoo"] == "completed"
 
 
 def test_killed_run_resumed_equals_uninterrupted_run_with_the_same_seed(uninterrupted, tmp_path):
@@ -116,6 +119,9 @@ def test_a_failed_step_leaves_the_previous_tables_intact(uninterrupted):
     report_before = (data_dir / "artifacts" / "report.json").read_text()
     failed = _aurora(data_dir, "run", AURORA_FAIL_STAGE=stages[-1])
     assert failed.returncode != 0
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from ml.run_log where stage = ? and status = 'failed'",
+                           [stages[-1]]).fetchone()[0] == 1
     assert "failed on purpose" in failed.stdout + failed.stderr
     after = _tables(data_dir)
     assert set(before) == set(after)
