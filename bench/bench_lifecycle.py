@@ -11,8 +11,9 @@ against sector-neutral forward returns (minus the sector mean), then `run_lifecy
 Reported: retirement lag of the dying models vs the oracle's decay date, and healthy retirements
 before the decay, within the 92 days after it, and ever, each with the rule that fired.
 
-Usage: python bench/bench_lifecycle.py [--seeds 8] [--symbols 130] [--days 1500] [--oi-strength 1.5]
-       [--alpha 0.006] [--config '{"retirement": {"negative_months": 6}}'] [--noise]
+Usage: python bench/bench_lifecycle.py [--seeds 8] [--symbols 130] [--days 2016] [--oi-strength S]
+       [--alpha A] [--config '{"retirement": {"negative_months": 6}}'] [--noise]
+(defaults: the default market's order-imbalance strength and alpha_5d)
 (`--noise` adds the detector's false-alarm share on pure-noise IC series.)
 """
 
@@ -82,9 +83,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--symbols", type=int, default=130)
-    parser.add_argument("--days", type=int, default=1500)
-    parser.add_argument("--oi-strength", type=float, default=1.5)
-    parser.add_argument("--alpha", type=float, default=0.006)
+    parser.add_argument("--days", type=int, default=MarketConfig.n_days)
+    parser.add_argument("--oi-strength", type=float, default=CHANNEL_STRENGTH["order_imbalance"])
+    parser.add_argument("--alpha", type=float, default=MarketConfig.alpha_5d)
     parser.add_argument("--config", default="{}")
     parser.add_argument("--noise", action="store_true")
     args = parser.parse_args()

@@ -175,7 +175,9 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from ml.report import update_saved_report
 
     paths = DataPaths.from_env()
-    values = run_stage("ensemble_policy_backtest", paths, log=_log)
+    values = run_stage("ensemble_calibrate", paths, log=_log)
+    update_saved_report(paths, **values)
+    values.update(run_stage("policy_backtest", paths, log=_log))
     update_saved_report(paths, **values)
     _log(f"backtest: Sharpe net {values['sharpe_net']:.2f}, max drawdown {values['max_drawdown']:.1%}, "
          f"turnover {values['turnover_monthly']:.2f}x/month, cost retention {values['cost_retention']:.0%}")

@@ -1,5 +1,5 @@
-"""Prefect 3 flows over `ml/`: build_features, train_zoo, monitor, ensemble_policy_backtest,
-publish_signals, and the parent `daily_pipeline`.
+"""Prefect 3 flows over `ml/`: build_features, train_zoo, monitor, ensemble_calibrate, policy_backtest,
+publish_signals, monitoring_marts, and the parent `daily_pipeline`.
 
 Design notes
 - `ml/` knows nothing of Prefect; every task here is a thin call into a stage function of `ml`.
@@ -245,25 +245,52 @@ def _run_stages(data_dir: str | None, stages: tuple[str, ...]) -> dict[str, Any]
     return values
 
 
-@flow(name="ensemble_policy_backtest")
-def ensemble_policy_backtest(data_dir: str | None = None) -> dict[str, Any]:
-    """Ensembles, calibration, the cost-aware policy and the backtest (one atomic write)."""
-    return _run_stages(data_dir, ("ensemble_policy_backtest",))
+@flow(name="monitor")
+def monitor(data_dir: str | None = None) -> dict[str, Any]:
+    """Model lifecycle: monthly ICs, retirements, promotions, drift and regimes (before the ensemble)."""
+    return _run_stages(data_dir, ("monitor",))
+
+
+@flow(name="ensemble_calibrate")
+def ensemble_calibrate(data_dir: str | None = None) -> dict[str, Any]:
+    """Equal, IC-weighted and stacked ensembles of the live models, calibrated into expected returns
+    with intervals: ml.signals, ml.ensemble_signals, ml.ensemble_comparison."""
+    return _run_stages(data_dir, ("ensemble_calibrate",))
+
+
+@flow(name="policy_backtest")
+def policy_backtest(data_dir: str | None = None) -> dict[str, Any]:
+    """The cost-aware policy on the calibrated signals and the backtest after costs:
+    ml.positions, ml.backtest_daily."""
+    return _run_stages(data_dir, ("policy_backtest",))
 
 
 @flow(name="publish_signals")
 def publish_signals(data_dir: str | None = None) -> dict[str, Any]:
+    """Today's signals and positions from the online store into ml.signals and ml.positions."""
     return _run_stages(data_dir, ("publish_signals",))
 
 
-@flow(name="monitor")
-def monitor(data_dir: str | None = None) -> dict[str, Any]:
-    return _run_stages(data_dir, ("monitor",))
+@flow(name="monitoring_marts")
+def monitoring_marts(data_dir: str | None = None) -> dict[str, Any]:
+    """dbt monitoring marts over the ml tables (what the app shows)."""
+    return _run_stages(data_dir, ("monitoring_marts",))
+
+
+# the flow that runs each stage of ml.pipeline.STAGES
+STAGE_FLOWS = {
+    "monitor": monitor,
+    "ensemble_calibrate": ensemble_calibrate,
+    "policy_backtest": policy_backtest,
+    "publish_signals": publish_signals,
+    "monitoring_marts": monitoring_marts,
+}
 
 
 @flow(name="daily_pipeline")
 def daily_pipeline(data_dir: str | None = None) -> dict[str, Any]:
-    """features -> zoo -> lifecycle monitor -> ensemble + calibration + policy + backtest -> publish."""
+    """build_features -> train_zoo -> monitor -> ensemble_calibrate -> policy_backtest ->
+    publish_signals -> monitoring_marts, each a subflow."""
     from ml.pipeline import available_stages
     from ml.report import update_saved_report
 
@@ -295,7 +322,7 @@ def daily_pipeline(data_dir: str | None = None) -> dict[str, Any]:
     feature_timings = timed("build_features", build_features, data_dir).get("timings", {})
     timed("train_zoo", train_zoo.with_options(task_runner=zoo_task_runner()), data_dir)
     for stage in available_stages():
-        timed(stage, _run_stages, data_dir, (stage,))
+        timed(stage, STAGE_FLOWS[stage], data_dir)
     timings["total"] = round(time.perf_counter() - started, 2)
     timings.update({f"features.{k}": round(v, 2) for k, v in feature_timings.items()})
     update_saved_report(paths, timings_s=timings)

@@ -297,6 +297,18 @@ def apply_multipliers(weights: pd.DataFrame, multipliers: Mapping[str, float] | 
     return scaled.mul((total / new.where(new > 0)).fillna(0.0), axis=0)
 
 
+def apply_date_multipliers(weights: pd.DataFrame, multipliers: pd.DataFrame | None) -> pd.DataFrame:
+    """Scale weights by a dates x models multiplier table (the lifecycle's point-in-time statuses:
+    2 for promoted models, 1 for active ones, 0 for the rest); dates or models it does not cover keep
+    their weight. Each date is renormalized to its original total."""
+    if multipliers is None or multipliers.empty:
+        return weights
+    factor = multipliers.reindex(index=weights.index, columns=weights.columns).fillna(1.0)
+    scaled = weights * factor
+    total, new = weights.sum(axis=1), scaled.sum(axis=1)
+    return scaled.mul((total / new.where(new > 0)).fillna(0.0), axis=0)
+
+
 def combine(panel: pd.DataFrame, weights: pd.DataFrame, clip: float = 3.0) -> tuple[pd.Series, pd.Series]:
     """Weighted average of available standardized scores per row (weights renormalized over the
     models present), re-standardized per date; also the weighted cross-model dispersion."""
@@ -336,10 +348,12 @@ def build_ensemble(
     multipliers: Mapping[str, float] | None = None,
     families: Mapping[str, str] | None = None,
     clip: float = 3.0,
+    date_multipliers: pd.DataFrame | None = None,
 ) -> EnsembleResult:
-    """Weights from `weighter` (times any multipliers), combined into one standardized score.
-    `panel` must already be standardized (see `standardize`)."""
+    """Weights from `weighter` (times any multipliers, static per model or per date), combined into
+    one standardized score. `panel` must already be standardized (see `standardize`)."""
     weights = apply_multipliers(weighter.weights(panel, label), multipliers, families)
+    weights = apply_date_multipliers(weights, date_multipliers)
     score, disp = combine(panel, weights, clip=clip)
     return EnsembleResult(method=method, score=score.rename("score"), weights=weights, dispersion=disp,
                           models=list(panel.columns))
@@ -392,10 +406,12 @@ def ensembles_from_config(
     methods: Sequence[str] | None = None,
     families: Mapping[str, str] | None = None,
     active: Sequence[str] | None = None,
+    date_multipliers: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[str, EnsembleResult]]:
     """Standardized score panel of the allowed (and active) models, and one ensemble per method
     (default: every method, so they can be compared side by side). `predictions`: long (date, symbol,
-    model_id, score) or already a wide score panel (index date, symbol; one column per model)."""
+    model_id, score) or already a wide score panel (index date, symbol; one column per model).
+    `date_multipliers`: dates x models weight multipliers (the lifecycle's promotions)."""
     wide = "model_id" not in predictions.columns
     models = sorted(map(str, predictions.columns) if wide else predictions["model_id"].astype(str).unique())
     if active is not None:
@@ -412,7 +428,7 @@ def ensembles_from_config(
     for method in methods or METHODS:
         res = build_ensemble(panel, label, make_weighter(method, cfg, int(cfg["horizon"])), method=method,
                              multipliers=cfg.get("multipliers"), families=families,
-                             clip=float(std.get("clip", 3.0)))
+                             clip=float(std.get("clip", 3.0)), date_multipliers=date_multipliers)
         res.version = ensemble_version(method, cfg, models)
         out[method] = res
     return panel, out

@@ -1,6 +1,8 @@
 """Side by side: the three ensembles, our cost-aware policy, a naive policy and the oracle policy;
-and the backtest stage that writes `ml.signals`, `ml.positions`, `ml.backtest_daily` and
-`ml.ensemble_comparison`.
+and the two pipeline stages behind them: `ensemble_calibrate` (`run_ensemble_stage`: writes
+`ml.signals`, `ml.ensemble_signals`, `ml.ensemble_weights`, `ml.ensemble_comparison`) and `policy_backtest`
+(`run_policy_stage`: reads `ml.ensemble_signals`, writes `ml.positions`, `ml.backtest_daily` and the
+completed `ml.ensemble_comparison`). Each stage writes its tables in one transaction.
 
 The oracle (synthetic market only) is read here and only here, after the production path has
 produced its signals, positions and backtest: its expected returns go through the same policy,
@@ -84,6 +86,19 @@ def calibrator_from_config(cfg: Mapping[str, Any]) -> Calibrator:
 
 # ================================================================================ side by side
 @dataclass
+class EnsembleStep:
+    """What the ensemble-and-calibration step produced: every ensemble, its calibrated signals and a
+    comparison table of their score metrics (plus the best single model, with and without hindsight)."""
+
+    chosen: str
+    panel: pd.DataFrame
+    ensembles: dict[str, ens.EnsembleResult]
+    signals: dict[str, pd.DataFrame]
+    table: pd.DataFrame
+    best_single: tuple[str, float]
+
+
+@dataclass
 class Comparison:
     """Everything one evaluation run produced: the chosen ensemble's signals and policy run, the
     other ensembles' metrics and policy runs, and the naive and oracle policy runs."""
@@ -97,6 +112,88 @@ class Comparison:
     best_single: tuple[str, float]
 
 
+def ensemble_and_calibrate(
+    predictions: pd.DataFrame,
+    label: pd.Series,
+    market: MarketPanel,
+    ensemble_cfg: Mapping[str, Any],
+    families: Mapping[str, str] | None = None,
+    active: list[str] | None = None,
+    log: Log = print,
+    date_multipliers: pd.DataFrame | None = None,
+) -> EnsembleStep:
+    """Build all three ensembles and calibrate each into expected returns with intervals; score
+    them (rank IC, ICIR, interval coverage, calibration error) next to the best single model."""
+    horizon = int(ensemble_cfg["horizon"])
+    started = time.perf_counter()
+    panel, results = ens.ensembles_from_config(predictions, label, ensemble_cfg, families=families, active=active,
+                                               date_multipliers=date_multipliers)
+    log(f"[ensemble] {panel.shape[1]} models, {len(panel):,} rows; ensembles built in "
+        f"{time.perf_counter() - started:.1f}s")
+    chosen = ensemble_cfg["method"]
+    calibrator = calibrator_from_config(ensemble_cfg)
+    signals, rows = {}, []
+    for method, result in results.items():
+        t0 = time.perf_counter()
+        signals[method] = calibrate(result, label, market, calibrator)
+        row = {"name": method, "kind": "ensemble", "chosen": method == chosen, "version": result.version,
+               **score_metrics(result.score, label, horizon), **signal_metrics(signals[method], label)}
+        rows.append(row)
+        log(f"[ensemble] {method:<12} rank IC {row['rank_ic']:+.4f}  ICIR {row['icir']:.3f}  coverage "
+            f"{row['coverage_80']:.3f}  cal.err {row['calibration_error']:.3f}  ({time.perf_counter() - t0:.1f}s)")
+    single_ic = ens.daily_rank_ic(panel, label).mean()  # every model at once; full metrics for the best only
+    best = str(single_ic.fillna(-np.inf).idxmax())
+    best_metrics = score_metrics(panel[best].dropna(), label, horizon)
+    rows.append({"name": best, "kind": "best_single_hindsight", "chosen": False, "version": "", **best_metrics})
+    picked = ens.build_ensemble(panel, label, ens.BestTrailing(horizon=horizon), method="best_trailing")
+    rows.append({"name": "best_trailing", "kind": "best_single_walk_forward", "chosen": False, "version": "",
+                 **score_metrics(picked.score, label, horizon)})
+    return EnsembleStep(chosen=chosen, panel=panel, ensembles=results, signals=signals, table=pd.DataFrame(rows),
+                        best_single=(best, float(best_metrics["rank_ic"])))
+
+
+def policy_comparison(
+    signals: Mapping[str, pd.DataFrame],
+    chosen: str,
+    table: pd.DataFrame,
+    label: pd.Series,
+    market: MarketPanel,
+    policy_cfg: Mapping[str, Any],
+    oracle: pd.DataFrame | None = None,
+    horizon: int = 5,
+    log: Log = print,
+) -> tuple[dict[str, PolicyRun], pd.DataFrame]:
+    """Run the cost-aware policy on every ensemble's calibrated signals, the naive policy on the
+    chosen one and, when `oracle` is given (evaluation only), the same policy on the oracle's expected
+    returns over the same dates. Returns the runs and `table` with the policy columns filled in and
+    the naive and oracle rows added."""
+    policy = pol.policy_from_config(policy_cfg)
+    runs: dict[str, PolicyRun] = {}
+    table = table.copy()
+    for method, frame in signals.items():
+        t0 = time.perf_counter()
+        runs[method] = run_policy(method, policy, frame, market)
+        m = runs[method].metrics
+        for key, value in _policy_cols(m).items():
+            table.loc[table["name"] == method, key] = value
+        log(f"[policy] {method:<12} Sharpe net {m['sharpe_net']:.2f} (gross {m['sharpe_gross']:.2f}), turnover "
+            f"{m['turnover_monthly']:.2f}x/month  ({time.perf_counter() - t0:.1f}s)")
+    start = runs[chosen].result.start
+    version = table.loc[table["name"] == chosen, "version"]
+    rows = []
+    runs["naive"] = run_policy("naive", pol.naive_from_config(policy_cfg), signals[chosen], market, start=start)
+    rows.append({"name": "naive_decile", "kind": "naive_policy", "chosen": False,
+                 "version": str(version.iloc[0]) if len(version) else "", **_policy_cols(runs["naive"].metrics)})
+    if oracle is not None:
+        osig = pol.oracle_signals(oracle)
+        dates = pd.DatetimeIndex(signals[chosen]["date"].unique())
+        osig = osig[osig.index.get_level_values("date").isin(dates)]
+        runs["oracle"] = run_policy("oracle", policy, osig, market, start=start)
+        rows.append({"name": "oracle", "kind": "oracle_policy", "chosen": False, "version": "",
+                     **score_metrics(osig["expected_return"], label, horizon), **_policy_cols(runs["oracle"].metrics)})
+    return runs, pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
+
+
 def compare(
     predictions: pd.DataFrame,
     market: MarketPanel,
@@ -107,56 +204,20 @@ def compare(
     active: list[str] | None = None,
     log: Log = print,
     label: pd.Series | None = None,
+    date_multipliers: pd.DataFrame | None = None,
 ) -> Comparison:
-    """Build all three ensembles, calibrate each, run the cost-aware policy on each, the naive policy
-    on the chosen one and, when `oracle` is given (evaluation only), the same policy on the oracle's
-    expected returns over the same dates. Returns the comparison table (one row per variant).
+    """Both steps in memory (benchmarks, tests): `ensemble_and_calibrate` then `policy_comparison`.
     `label`: the realized forward return the ensembles and calibration learn from (default: from the
     market's closes, sector-neutral)."""
     horizon = int(ensemble_cfg["horizon"])
     if label is None:
         label = forward_label(market, horizon, "sector")
-    started = time.perf_counter()
-    panel, results = ens.ensembles_from_config(predictions, label, ensemble_cfg, families=families, active=active)
-    log(f"[backtest] {panel.shape[1]} models, {len(panel):,} rows; ensembles built in "
-        f"{time.perf_counter() - started:.1f}s")
-    chosen = ensemble_cfg["method"]
-    calibrator = calibrator_from_config(ensemble_cfg)
-    policy = pol.policy_from_config(policy_cfg)
-    signals, runs, rows = {}, {}, []
-    for method, result in results.items():
-        t0 = time.perf_counter()
-        signals[method] = calibrate(result, label, market, calibrator)
-        runs[method] = run_policy(method, policy, signals[method], market)
-        row = {"name": method, "kind": "ensemble", "chosen": method == chosen, "version": result.version,
-               **score_metrics(result.score, label, horizon), **signal_metrics(signals[method], label),
-               **_policy_cols(runs[method].metrics)}
-        rows.append(row)
-        log(f"[backtest] {method:<12} rank IC {row['rank_ic']:+.4f}  ICIR {row['icir']:.3f}  coverage "
-            f"{row['coverage_80']:.3f}  cal.err {row['calibration_error']:.3f}  Sharpe net "
-            f"{row['sharpe_net']:.2f}  ({time.perf_counter() - t0:.1f}s)")
-    start = runs[chosen].result.start
-    single_ic = ens.daily_rank_ic(panel, label).mean()  # every model at once; full metrics for the best only
-    best = str(single_ic.fillna(-np.inf).idxmax())
-    best_metrics = score_metrics(panel[best].dropna(), label, horizon)
-    rows.append({"name": best, "kind": "best_single_hindsight", "chosen": False, "version": "", **best_metrics})
-    picked = ens.build_ensemble(panel, label, ens.BestTrailing(horizon=horizon), method="best_trailing")
-    rows.append({"name": "best_trailing", "kind": "best_single_walk_forward", "chosen": False, "version": "",
-                 **score_metrics(picked.score, label, horizon)})
-    runs["naive"] = run_policy("naive", pol.naive_from_config(policy_cfg), signals[chosen], market, start=start)
-    rows.append({"name": "naive_decile", "kind": "naive_policy", "chosen": False,
-                 "version": results[chosen].version, **_policy_cols(runs["naive"].metrics)})
-    if oracle is not None:
-        osig = pol.oracle_signals(oracle)
-        dates = pd.DatetimeIndex(signals[chosen]["date"].unique())
-        osig = osig[osig.index.get_level_values("date").isin(dates)]
-        runs["oracle"] = run_policy("oracle", policy, osig, market, start=start)
-        oracle_score = osig["expected_return"]
-        rows.append({"name": "oracle", "kind": "oracle_policy", "chosen": False, "version": "",
-                     **score_metrics(oracle_score, label, horizon), **_policy_cols(runs["oracle"].metrics)})
-    table = pd.DataFrame(rows)
-    return Comparison(chosen=chosen, panel=panel, ensembles=results, signals=signals, runs=runs, table=table,
-                      best_single=(best, float(best_metrics["rank_ic"])))
+    step = ensemble_and_calibrate(predictions, label, market, ensemble_cfg, families=families, active=active,
+                                  log=log, date_multipliers=date_multipliers)
+    runs, table = policy_comparison(step.signals, step.chosen, step.table, label, market, policy_cfg,
+                                    oracle=oracle, horizon=horizon, log=log)
+    return Comparison(chosen=step.chosen, panel=step.panel, ensembles=step.ensembles, signals=step.signals,
+                      runs=runs, table=table, best_single=step.best_single)
 
 
 def _policy_cols(m: Mapping[str, float]) -> dict[str, float]:
@@ -257,6 +318,37 @@ def read_predictions(paths: DataPaths) -> tuple[pd.DataFrame, dict[str, str], li
     return panel, families, active
 
 
+def lifecycle_multipliers(paths: DataPaths, panel: pd.DataFrame) -> pd.DataFrame | None:
+    """Dates x models weight multipliers from the lifecycle (`ml.model_status_daily`: promoted models
+    weigh `promotion.multiplier` times an active one), aligned to a score panel; None without it."""
+    from ml.lifecycle import multiplier_panel
+
+    try:
+        with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+            status = con.execute(f"select date, model_id, multiplier from {SCHEMA}.model_status_daily").df()
+    except (duckdb.CatalogException, duckdb.IOException):
+        return None
+    if status.empty:
+        return None
+    return multiplier_panel(status, dates=panel.index.get_level_values("date").unique(), models=panel.columns)
+
+
+def weights_frame(ensembles: Mapping[str, ens.EnsembleResult]) -> pd.DataFrame:
+    """`ml.ensemble_weights`: each ensemble's model weights per date (normalized to sum to one over
+    the models with a score that day; zero weights left out)."""
+    frames = []
+    for method, result in ensembles.items():
+        w = result.weights.copy()
+        w.index.name, w.columns.name = "date", "model_id"
+        long = w.stack().rename("weight").reset_index()
+        long = long[long["weight"] > 0]
+        long["weight"] = long["weight"] / long.groupby("date")["weight"].transform("sum")
+        frames.append(long.assign(method=method, ensemble_version=result.version))
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["date", "model_id", "weight", "method", "ensemble_version"])
+    return out[["date", "method", "model_id", "weight", "ensemble_version"]]
+
+
 def write_tables(paths: DataPaths, tables: Mapping[str, pd.DataFrame]) -> None:
     """Replace `ml.<name>` by each frame in one transaction: a failure leaves every previous table."""
     con = duckdb.connect(str(paths.warehouse))
@@ -280,66 +372,134 @@ def _dated(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(date=pd.to_datetime(frame["date"]).dt.date)
 
 
-def run_backtest_stage(paths: DataPaths, log: Log = print, ensemble_config=None, policy_config=None,
-                       ) -> dict[str, Any]:
-    """Read predictions (+ registry statuses) and raw prices/securities, build and compare the
-    ensembles, calibrate the configured one, run the policy and the backtest, write `ml.signals`,
-    `ml.positions`, `ml.backtest_daily` and `ml.ensemble_comparison` atomically and return the
-    report keys (see DESIGN.md) plus comparison extras."""
+def load_market(paths: DataPaths) -> MarketPanel:
+    prices = pd.read_parquet(paths.raw_table("prices"))
+    securities = pd.read_parquet(paths.raw_table("securities")) if paths.raw_table("securities").exists() else None
+    return market_panel(prices, securities)
+
+
+def _floats(report: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (float(v) if isinstance(v, np.floating) else v) for k, v in report.items()}
+
+
+def run_ensemble_stage(paths: DataPaths, log: Log = print, ensemble_config=None) -> dict[str, Any]:
+    """Stage `ensemble_calibrate`: read predictions (masked by each model's point-in-time lifecycle
+    status), build and calibrate the three ensembles, write `ml.signals` (the configured method),
+    `ml.ensemble_signals` (every method, for the policy stage), `ml.ensemble_weights` (each method's
+    model weights per date, promotions applied) and `ml.ensemble_comparison` (score metrics) in one
+    transaction, and return the report keys of the signal."""
     started = time.perf_counter()
-    ecfg, pcfg = ens.load_config(ensemble_config), pol.load_config(policy_config)
+    ecfg = ens.load_config(ensemble_config)
     preds, families, active = read_predictions(paths)
     if preds.empty or preds.shape[1] == 0:
         raise ValueError(f"ml.predictions is empty in {paths.warehouse}: train the zoo first")
-    prices = pd.read_parquet(paths.raw_table("prices"))
-    securities = pd.read_parquet(paths.raw_table("securities")) if paths.raw_table("securities").exists() else None
-    market = market_panel(prices, securities)
-    log(f"[backtest] market {len(market.dates)} days x {len(market.symbols)} symbols; "
-        f"{preds.shape[1]} models in ml.predictions, "
-        f"{'all' if active is None else len(active)} usable")
+    market = load_market(paths)
+    log(f"[ensemble] market {len(market.dates)} days x {len(market.symbols)} symbols; "
+        f"{preds.shape[1]} models in ml.predictions, {'all' if active is None else len(active)} usable")
     label, label_source = load_label(paths, market, ecfg)
-    log(f"[backtest] label: {label_source}")
+    log(f"[ensemble] label: {label_source}")
+    multipliers = lifecycle_multipliers(paths, preds)
+    step = ensemble_and_calibrate(preds, label, market, ecfg, families=families, active=active, log=log,
+                                  date_multipliers=multipliers)
+    chosen = step.chosen
+    every = pd.concat([frame.assign(method=method) for method, frame in step.signals.items()], ignore_index=True)
+    write_tables(paths, {
+        "signals": _dated(step.signals[chosen]),
+        "ensemble_signals": _dated(every),
+        "ensemble_weights": _dated(weights_frame(step.ensembles)),
+        "ensemble_comparison": step.table,
+    })
+    table = step.table.set_index("name")
+    row = table.loc[chosen]
+    report = {
+        "oos_rank_ic": float(row["rank_ic"]), "oos_ic": float(row["ic"]), "icir": float(row["icir"]),
+        "coverage_80": float(row["coverage_80"]), "calibration_error": float(row["calibration_error"]),
+        "ensemble_method": chosen, "ensemble_version": step.ensembles[chosen].version,
+        "ensemble_label": label_source,
+        "ensemble_rank_ic": {name: float(r["rank_ic"]) for name, r in table[table["kind"] == "ensemble"].iterrows()},
+        "ensemble_best_single_rank_ic": step.best_single[1],
+        "ensemble_best_trailing_rank_ic": float(table.loc["best_trailing", "rank_ic"]),
+        "ensemble_stage_s": time.perf_counter() - started,
+    }
+    log(f"[ensemble] {chosen}: rank IC {report['oos_rank_ic']:+.4f}, 80% coverage {report['coverage_80']:.3f}, "
+        f"calibration error {report['calibration_error']:.3f}; wrote ml.signals, ml.ensemble_signals, ml.ensemble_weights, "
+        f"ml.ensemble_comparison in {report['ensemble_stage_s']:.1f}s")
+    return _floats(report)
+
+
+def read_ensemble_signals(paths: DataPaths) -> tuple[dict[str, pd.DataFrame], str, pd.DataFrame]:
+    """What `run_ensemble_stage` wrote: {method: calibrated signals}, the chosen method, and the
+    comparison table."""
+    try:
+        con = duckdb.connect(str(paths.warehouse), read_only=True)
+    except duckdb.IOException as err:
+        raise ValueError(f"no warehouse at {paths.warehouse}: run the ensemble_calibrate stage first") from err
+    try:
+        every = con.execute(f"select * from {SCHEMA}.ensemble_signals order by method, date, symbol").df()
+        table = con.execute(f"select * from {SCHEMA}.ensemble_comparison").df()
+    except duckdb.CatalogException as err:
+        raise ValueError(f"{paths.warehouse} has no ml.ensemble_signals: run the ensemble_calibrate stage "
+                         "first") from err
+    finally:
+        con.close()
+    table = table[table["kind"].isin(["ensemble", "best_single_hindsight", "best_single_walk_forward"])]
+    chosen_rows = table.loc[table["chosen"].astype(bool), "name"]
+    if every.empty or chosen_rows.empty:
+        raise ValueError("ml.ensemble_signals is empty: run the ensemble_calibrate stage first")
+    every["date"] = pd.to_datetime(every["date"])
+    signals = {str(m): frame[SIGNAL_COLUMNS].reset_index(drop=True) for m, frame in every.groupby("method", sort=False)}
+    return signals, str(chosen_rows.iloc[0]), table.reset_index(drop=True)
+
+
+def run_policy_stage(paths: DataPaths, log: Log = print, policy_config=None, ensemble_config=None,
+                     ) -> dict[str, Any]:
+    """Stage `policy_backtest`: the cost-aware policy on every ensemble's calibrated signals (from
+    `ml.ensemble_signals`), the naive and, on the synthetic market, the oracle policy for comparison;
+    backtest after costs from t+1. Writes `ml.positions`, `ml.backtest_daily` and the completed
+    `ml.ensemble_comparison` in one transaction and returns the report keys of the backtest."""
+    started = time.perf_counter()
+    ecfg, pcfg = ens.load_config(ensemble_config), pol.load_config(policy_config)
+    signals, chosen, table = read_ensemble_signals(paths)
+    market = load_market(paths)
+    label, _ = load_label(paths, market, ecfg)
     oracle_path = paths.oracle / "expected_returns.parquet"
     oracle = pd.read_parquet(oracle_path, columns=["date", "symbol", "er_5d"]) if oracle_path.exists() else None
-    comp = compare(preds, market, ecfg, pcfg, oracle=oracle, families=families, active=active, log=log,
-                   label=label)
-    chosen = comp.chosen
-    run = comp.runs[chosen]
+    runs, table = policy_comparison(signals, chosen, table, label, market, pcfg, oracle=oracle,
+                                    horizon=int(ecfg["horizon"]), log=log)
+    run = runs[chosen]
     daily = run.daily.assign(nav=(1.0 + run.daily["net_return"]).cumprod())
-    table = comp.table.copy()
     write_tables(paths, {
-        "signals": _dated(comp.signals[chosen]),
         "positions": _dated(run.result.positions_frame(market)),
         "backtest_daily": _dated(daily),
         "ensemble_comparison": table,
     })
-    row = table.set_index("name").loc[chosen]
     m = run.metrics
     report = {
-        "oos_rank_ic": float(row["rank_ic"]), "oos_ic": float(row["ic"]), "icir": float(row["icir"]),
         "sharpe_gross": m["sharpe_gross"], "sharpe_net": m["sharpe_net"], "max_drawdown": m["max_drawdown"],
         "turnover_monthly": m["turnover_monthly"], "cost_retention": m["cost_retention"],
-        "coverage_80": float(row["coverage_80"]), "calibration_error": float(row["calibration_error"]),
-        "ensemble_method": chosen, "ensemble_version": comp.ensembles[chosen].version,
-        "ensemble_label": label_source,
-        "ensemble_rank_ic": {r["name"]: float(r["rank_ic"]) for _, r in table[table["kind"] == "ensemble"].iterrows()},
-        "ensemble_best_single_rank_ic": comp.best_single[1],
-        "ensemble_best_trailing_rank_ic": float(table.set_index("name").loc["best_trailing", "rank_ic"]),
         "ann_return_net": m["ann_return_net"], "ann_vol": m["ann_vol"], "hit_rate_days": m["hit_rate"],
         "turnover_monthly_nav": m["turnover_monthly_nav"], "gross_exposure": m["gross_exposure"],
         "realized_beta": m.get("realized_beta"), "sector_exposure_abs": m.get("sector_exposure_abs"),
-        "naive_sharpe_gross": comp.runs["naive"].metrics["sharpe_gross"],
-        "naive_sharpe_net": comp.runs["naive"].metrics["sharpe_net"],
+        "naive_sharpe_gross": runs["naive"].metrics["sharpe_gross"],
+        "naive_sharpe_net": runs["naive"].metrics["sharpe_net"],
         "backtest_start": str(daily["date"].iloc[0].date()) if len(daily) else None,
         "backtest_end": str(daily["date"].iloc[-1].date()) if len(daily) else None,
     }
-    if "oracle" in comp.runs:
-        om = comp.runs["oracle"].metrics
+    if "oracle" in runs:
+        om = runs["oracle"].metrics
         report.update(oracle_policy_sharpe_gross=om["sharpe_gross"], oracle_policy_sharpe_net=om["sharpe_net"],
                       oracle_policy_rank_ic=float(table.set_index("name").loc["oracle", "rank_ic"]))
     report["backtest_stage_s"] = time.perf_counter() - started
-    log(f"[backtest] {chosen}: Sharpe net {m['sharpe_net']:.2f} (gross {m['sharpe_gross']:.2f}), max DD "
+    log(f"[policy] {chosen}: Sharpe net {m['sharpe_net']:.2f} (gross {m['sharpe_gross']:.2f}), max DD "
         f"{m['max_drawdown']:.1%}, turnover {m['turnover_monthly']:.2f}x/month, cost retention "
-        f"{m['cost_retention']:.0%}; wrote ml.signals, ml.positions, ml.backtest_daily, ml.ensemble_comparison "
+        f"{m['cost_retention']:.0%}; wrote ml.positions, ml.backtest_daily, ml.ensemble_comparison "
         f"in {report['backtest_stage_s']:.1f}s")
-    return {k: (float(v) if isinstance(v, np.floating) else v) for k, v in report.items()}
+    return _floats(report)
+
+
+def run_backtest_stage(paths: DataPaths, log: Log = print, ensemble_config=None, policy_config=None,
+                       ) -> dict[str, Any]:
+    """Both stages, ensemble_calibrate then policy_backtest (`aurora backtest`)."""
+    report = run_ensemble_stage(paths, log=log, ensemble_config=ensemble_config)
+    report.update(run_policy_stage(paths, log=log, policy_config=policy_config, ensemble_config=ensemble_config))
+    return report

@@ -35,6 +35,14 @@ Rules (config `config/lifecycle.yaml`, defaults in `DEFAULTS`):
   `arl0_blocks`, so every model gets the same nominal false-alarm rate whatever its IC level.
   Calibration on the synthetic market (healthy models: false alarms; dying-channel models:
   retirement lag) is recorded in config/lifecycle.yaml.
+* retirement, rule 3 (view decay, at each decision date): when at least `view_decay.min_retired`
+  models of one feature view, and at least `min_share` of that view's live models, were retired by
+  the change point within the last `window_days` trading days, the view's alpha is taken as gone
+  and its remaining live models are retired too. The change point sees a death fastest in the
+  view's strongest models; a weaker model of the same view (same inputs, smaller edge) would need
+  far longer to show it on its own IC, and keeps trading a dead signal meanwhile. A view's models
+  come from the registry (`view`), else from the zoo model id (`<family>-<view>-<digest>`). Views in
+  `exclude` (default the combined `all` view, which mixes every source) are left to rules 1 and 2.
 * promotion (monthly review): among active and promoted models, the top `top_fraction` (rounded) by
   trailing ICIR (mean / sd of the last `window_months` known monthly ICs, at least `min_months`, and
   > 0) are promoted (weight x `multiplier`); the others are (or are demoted to) active. Optional
@@ -127,6 +135,7 @@ DEFAULTS: dict[str, Any] = {
         "arl0_blocks": 20000,       # in-control average run length (blocks) before a false alarm
         "clip_z": 2.0,              # winsorize standardized blocks (daily ICs are fat-tailed); null: off
     },
+    "view_decay": {"enabled": True, "min_share": 0.5, "min_retired": 2, "window_days": 63, "exclude": ["all"]},
     "promotion": {"top_fraction": 0.2, "keep_fraction": None, "multiplier": 2.0, "window_months": 12,
                   "min_months": 6},
     "drift": {"reference": "first", "reference_months": 12, "bins": 10, "min_rows": 200,
@@ -427,16 +436,24 @@ def _round(x: Any, nd: int = 4) -> Any:
     return None if x is None or (isinstance(x, float) and not np.isfinite(x)) else round(float(x), nd)
 
 
+def model_view(model_id: str) -> str | None:
+    """The feature view in a zoo model id (`<family>-<view>-<digest>`), else None."""
+    parts = str(model_id).split("-")
+    return parts[1] if len(parts) == 3 else None
+
+
 def run_lifecycle(daily: pd.DataFrame, calendar: pd.DatetimeIndex, config: Mapping | None = None,
                   detector_daily: pd.DataFrame | None = None, first_dates: Mapping[str, Any] | None = None,
-                  ) -> LifecycleResult:
+                  views: Mapping[str, str] | None = None) -> LifecycleResult:
     """Walk the calendar and decide every model's status from what is known at each date.
 
     `daily`: per (model_id, date) IC on the models' label (`daily_ic`); `detector_daily`: the same on
     the change-point label when it differs (default: `daily`); `first_dates`: each model's first
-    prediction date (status candidate from then; default its first IC date)."""
+    prediction date (status candidate from then; default its first IC date); `views`: each model's
+    feature view, for the view-decay rule (default: parsed from zoo model ids)."""
     cfg = load_config(config)
     act, ret, prom, cp = cfg["activation"], cfg["retirement"], cfg["promotion"], cfg["changepoint"]
+    vd = cfg["view_decay"]
     lag = int(cfg["known_lag"])
     calendar = pd.DatetimeIndex(calendar).sort_values()
     daily = daily.assign(date=pd.to_datetime(daily["date"])).sort_values(["model_id", "date"])
@@ -511,6 +528,34 @@ def run_lifecycle(daily: pd.DataFrame, calendar: pd.DatetimeIndex, config: Mappi
         pending.pop(m, None)
         move(t, m, "retired", "retired", rule, reason, **metrics)
 
+    view_of = {m: (views or {}).get(m) or model_view(m) for m in models}
+    cal_pos = {d: i for i, d in enumerate(calendar)}
+    cp_retired: list[tuple[int, str]] = []  # (calendar position, model) of change-point retirements
+
+    def view_decay(t):
+        """Rule 3: when most live models of one view were retired by the change point within the last
+        `window_days`, the view's alpha has gone: retire the rest of it, whatever their own CUSUM says
+        (a weaker model of the view needs far longer to show the same death on its own IC)."""
+        if not vd.get("enabled", True):
+            return
+        pos = cal_pos.get(t, calendar.searchsorted(t))
+        excluded = set(vd.get("exclude") or [])
+        recent: dict[str, list[str]] = {}
+        for p, m in cp_retired:
+            if pos - p < int(vd["window_days"]) and view_of.get(m) and view_of[m] not in excluded:
+                recent.setdefault(view_of[m], []).append(m)
+        for view, gone in sorted(recent.items()):
+            live = [m for m in models if view_of.get(m) == view and status[m] in LIVE and m not in pending]
+            share = len(gone) / (len(gone) + len(live))
+            if not live or len(gone) < int(vd["min_retired"]) or share < float(vd["min_share"]):
+                continue
+            for m in live:
+                retire(t, m, "view_decay",
+                       f"view {view}: {len(gone)} of its {len(gone) + len(live)} live models retired by the IC "
+                       f"change point in the last {int(vd['window_days'])} trading days ({share:.0%} >= "
+                       f"{float(vd['min_share']):.0%}): its alpha has gone", view=view, retired_by_changepoint=gone,
+                       share=float(share))
+
     for t in decision_dates:
         # change-point alarms known today (rule 2): active and promoted models only
         for m, alarm in alarms_at.get(t, []):
@@ -522,6 +567,9 @@ def run_lifecycle(daily: pd.DataFrame, calendar: pd.DatetimeIndex, config: Mappi
                        cusum=_round(alarm["cusum"], 3), cusum_threshold=_round(alarm["threshold"], 3),
                        reference_ic=_round(alarm["reference_ic"]), block_ic=float(alarm["block_ic"]),
                        block_end=str(pd.Timestamp(alarm["block_end"]).date()), k=float(alarm["k"]))
+                if status[m] == "retired":
+                    cp_retired.append((cal_pos.get(t, calendar.searchsorted(t)), m))
+        view_decay(t)
         if t not in review_dates:
             continue
         rows = by_review[t]
@@ -963,6 +1011,15 @@ def sync_registry(paths: DataPaths, final: Mapping[str, str], events: pd.DataFra
     return {"moved": moved, "kept": kept}
 
 
+def registry_views(paths: DataPaths) -> dict[str, str]:
+    """{model_id: feature view} from `ml.model_registry` (empty without one)."""
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        if not _table_exists(con, SCHEMA, "model_registry"):
+            return {}
+        rows = con.execute(f"select model_id, view from {SCHEMA}.model_registry").fetchall()
+    return {str(m): str(v) for m, v in rows if v is not None}
+
+
 def run_monitor_stage(paths: DataPaths, config: str | Path | Mapping | None = None, log: Log = print,
                       ) -> dict[str, Any]:
     """Monitoring stage: lifecycle from `ml.predictions` + labels, feature drift, regimes; writes the
@@ -980,7 +1037,7 @@ def run_monitor_stage(paths: DataPaths, config: str | Path | Mapping | None = No
     t_ic = time.perf_counter() - started
     log(f"[lifecycle] daily IC of {daily['model_id'].nunique()} models over {daily['date'].nunique()} dates "
         f"({cfg['label']}) in {t_ic:.1f}s")
-    res = run_lifecycle(daily, calendar, cfg, detector_daily=det, first_dates=first)
+    res = run_lifecycle(daily, calendar, cfg, detector_daily=det, first_dates=first, views=registry_views(paths))
     drift = drift_tables(paths, cfg, log)
     regimes = regime_table(paths, cfg)
     tables = {

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import pandas as pd
+
 from ml.paths import DataPaths
 from ml.report import build_report, render_report, update_saved_report
 
@@ -65,6 +67,25 @@ def load_training_frames(paths: DataPaths, log: Log = print) -> dict:
     return frames
 
 
+MODEL_METRIC_COLUMNS = ("rank_ic", "ic", "icir", "t_stat", "hit_rate", "rank_ic_std", "ic_decay_1", "ic_decay_5",
+                        "ic_decay_21", "decile_spread", "decile_spread_t", "n_days", "n_folds", "n_features",
+                        "seconds")
+
+
+def write_model_metrics(paths: DataPaths, metrics: pd.DataFrame) -> None:
+    """`ml.model_metrics`: one row per registered model with its out-of-sample metrics over the whole
+    walk-forward history (the monthly ones are the lifecycle's `ml.model_metrics_monthly`)."""
+    from ml.evaluation import write_tables
+
+    frame = metrics.reindex(columns=["model_id", "family", "view", "start", "end", *MODEL_METRIC_COLUMNS]).copy()
+    for col in ("start", "end"):
+        frame[col] = pd.to_datetime(frame[col]).dt.date
+    frame = frame.rename(columns={"start": "oos_start", "end": "oos_end"})
+    for col in MODEL_METRIC_COLUMNS:
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+    write_tables(paths, {"model_metrics": frame.sort_values("model_id").reset_index(drop=True)})
+
+
 def register_zoo_result(paths: DataPaths, result, labels, cfg: dict, log: Log = print) -> dict:
     """Registry + out-of-sample predictions into the warehouse; the report keys of the zoo."""
     from ml import registry
@@ -72,8 +93,10 @@ def register_zoo_result(paths: DataPaths, result, labels, cfg: dict, log: Log = 
     from ml.warehouse import mart_checksums
 
     records = registry.register_zoo(paths, result, mart_checksums(paths, lineage=True), overwrite=True)
-    log(f"registered {len(records)} models and {len(result.predictions):,} out-of-sample predictions")
     metrics = result.metrics
+    write_model_metrics(paths, metrics[metrics["model_id"].isin({r.model_id for r in records})])
+    log(f"registered {len(records)} models and {len(result.predictions):,} out-of-sample predictions "
+        "(ml.model_registry, ml.predictions, ml.model_metrics)")
     best = metrics.loc[metrics["rank_ic"].idxmax()]
     values = {
         "best_single_model_rank_ic": float(best["rank_ic"]),
@@ -107,12 +130,13 @@ def train_stage(paths: DataPaths, log: Log = print, config=None) -> dict:
 
 # The stages after training, in pipeline order: name -> (module, function). Each takes
 # (paths, log=...) and returns the report keys it fills.
-# The monitor decides which models are active before the ensemble reads them. Ensembling,
-# calibration, the policy and the backtest are one stage: their tables are written in one
-# transaction (ml.evaluation.run_backtest_stage).
+# The monitor decides which models are active before the ensemble reads them. Each stage writes
+# its tables in one transaction; the policy stage reads the calibrated signals of every ensemble
+# from `ml.ensemble_signals`, which the ensemble stage wrote.
 STAGES: dict[str, tuple[str, str]] = {
     "monitor": ("ml.lifecycle", "run_monitor_stage"),
-    "ensemble_policy_backtest": ("ml.evaluation", "run_backtest_stage"),
+    "ensemble_calibrate": ("ml.evaluation", "run_ensemble_stage"),
+    "policy_backtest": ("ml.evaluation", "run_policy_stage"),
     "publish_signals": ("ml.publish", "run_publish_stage"),
     "monitoring_marts": ("ml.monitoring", "run_monitoring_marts_stage"),
 }

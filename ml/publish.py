@@ -1,10 +1,11 @@
 """Publish today's signals and positions from the *online* feature store: the serving path.
 
-The batch stage (`ml.evaluation.run_backtest_stage`) writes the whole out-of-sample history from
-the offline frames. This stage re-scores the latest day the way production would: latest feature
-vectors from Feast's online store, every model usable today (point-in-time lifecycle status) loaded
-from the registry after its sha256 check, scores z-scored per model and combined with the lifecycle
-weight multipliers (promoted models count more), mapped onto expected returns and intervals by rank
+The batch stages (`ml.evaluation.run_ensemble_stage`, `run_policy_stage`) write the whole
+out-of-sample history from the offline frames. This stage re-scores the latest day the way production
+would: latest feature vectors from Feast's online store, every model usable today (point-in-time
+lifecycle status) loaded from the registry after its sha256 check, scores standardized per model and
+combined with the batch ensemble's latest weights (`ml.ensemble_weights`: the configured method, e.g.
+the stacked meta-model, promotions applied), mapped onto expected returns and intervals by rank
 through the calibrated distribution of the latest batch day, and run through the same cost-aware
 policy on top of the batch history (yesterday's book). The rows for that day in `ml.signals` and
 `ml.positions` are replaced in one transaction; everything else is left as it was.
@@ -41,24 +42,58 @@ def usable_models(paths: DataPaths, day: pd.Timestamp) -> dict[str, float]:
     return {str(m): float(w) for m, w in rows}
 
 
-def live_scores(paths: DataPaths, vectors: pd.DataFrame, models: dict[str, float], log: Log = print) -> pd.Series:
-    """Weighted mean of per-model z-scores on today's cross-section (index: symbol)."""
+def batch_ensemble_weights(paths: DataPaths, day: pd.Timestamp, method: str) -> dict[str, float]:
+    """{model_id: weight} of the batch ensemble `method` on its latest date <= `day`
+    (`ml.ensemble_weights`, written by the ensemble_calibrate stage); empty when there is none."""
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        try:
+            rows = con.execute(
+                "select model_id, weight from ml.ensemble_weights where method = ? and date = "
+                "(select max(date) from ml.ensemble_weights where method = ? and date <= ?) and weight > 0",
+                [method, method, day.date()],
+            ).fetchall()
+        except duckdb.CatalogException:
+            rows = []
+    return {str(m): float(w) for m, w in rows}
+
+
+def serving_weights(paths: DataPaths, day: pd.Timestamp, method: str, log: Log = print) -> dict[str, float]:
+    """The weights today's scores are combined with: the batch ensemble's latest weights (the stacked
+    meta-model's, with promotions applied) over the models the lifecycle allows today; the lifecycle
+    multipliers alone when the batch ensemble has not run."""
+    usable = usable_models(paths, day)
+    batch = {m: w for m, w in batch_ensemble_weights(paths, day, method).items() if m in usable}
+    if batch:
+        log(f"[publish] {method} ensemble weights of the latest batch day over {len(batch)} models")
+        return batch
+    log("[publish] no batch ensemble weights: combining with the lifecycle multipliers")
+    return usable
+
+
+def live_scores(paths: DataPaths, vectors: pd.DataFrame, weights: dict[str, float], log: Log = print,
+                standardize: dict | None = None) -> pd.Series:
+    """Today's ensemble score (index: symbol): each model's prediction standardized per date the way
+    the batch ensemble does it, then combined with `weights` (`ml.ensemble.combine`)."""
+    from ml import ensemble as ens
     from ml import registry
 
+    std = standardize or {}
+    clip, method = float(std.get("clip", 3.0)), std.get("method", "zscore")
     X = vectors.set_index(["date", "symbol"])
-    total, weight = np.zeros(len(X)), 0.0
-    for model_id, multiplier in sorted(models.items()):
+    scores = {}
+    for model_id in sorted(weights):
         model = registry.load_model(paths, model_id)  # refuses an artifact whose sha256 changed
-        score = np.asarray(model.predict(X), dtype="float64")
-        sd = np.nanstd(score)
-        if not np.isfinite(sd) or sd == 0:
-            continue
-        total += multiplier * np.nan_to_num((score - np.nanmean(score)) / sd)
-        weight += multiplier
-    if weight == 0:
+        scores[model_id] = np.asarray(model.predict(X), dtype="float64")
+    panel = pd.DataFrame(scores, index=X.index)
+    panel = panel.loc[:, panel.std() > 0]
+    if panel.empty:
         raise ValueError("no usable model could score today's cross-section")
-    log(f"[publish] scored {len(X)} names with {len(models)} models (total weight {weight:g})")
-    return pd.Series(total / weight, index=X.index.get_level_values("symbol"), name="score")
+    panel = ens.standardize(panel, clip=clip, method=method)
+    day = panel.index.get_level_values("date").unique()
+    w = pd.DataFrame([[weights[m] for m in panel.columns]], index=day, columns=panel.columns)
+    score, _ = ens.combine(panel, w, clip=clip)
+    log(f"[publish] scored {len(X)} names with {panel.shape[1]} models (total weight {w.to_numpy().sum():g})")
+    return pd.Series(score.to_numpy(), index=X.index.get_level_values("symbol"), name="score")
 
 
 def map_by_rank(score: pd.Series, reference: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -85,8 +120,11 @@ def run_publish_stage(paths: DataPaths, log: Log = print) -> dict[str, Any]:
     vectors = vectors[pd.to_datetime(vectors["date"]) == today].assign(date=today)
     if vectors.empty:
         raise ValueError(f"the online store has no vectors for {today.date()}: materialize first")
-    models = usable_models(paths, today)
-    score = live_scores(paths, vectors, models, log=log)
+    from ml import ensemble as ens
+
+    ecfg = ens.load_config()
+    models = serving_weights(paths, today, ecfg["method"], log=log)
+    score = live_scores(paths, vectors, models, log=log, standardize=ecfg.get("standardize"))
 
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         history = con.execute("select * from ml.signals").df()

@@ -223,6 +223,38 @@ def test_stage_writes_the_tables_and_returns_the_report_keys(tmp_path):
     assert comparison.loc[comparison["chosen"], "name"].tolist() == ["ic_weighted"]
 
 
+def test_ensemble_and_policy_are_separate_stages_joined_by_persisted_signals(tmp_path):
+    from ml.evaluation import compare, run_ensemble_stage, run_policy_stage
+
+    market = toy_market(n_symbols=40, n_days=360)
+    paths = _write_data_dir(tmp_path / "data", market)
+    with pytest.raises(ValueError, match="ensemble_calibrate"):
+        run_policy_stage(paths, log=lambda _m: None)  # nothing to trade yet: says which stage comes first
+    first = run_ensemble_stage(paths, log=lambda _m: None, ensemble_config=SMALL)
+    assert {"oos_rank_ic", "coverage_80", "calibration_error"} <= set(first) and "sharpe_net" not in first
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    every = con.execute("select * from ml.ensemble_signals").df()
+    assert set(every["method"]) == {"equal", "ic_weighted", "stacked"}
+    tables = {r[0] for r in con.execute("select table_name from duckdb_tables() where schema_name = 'ml'").fetchall()}
+    assert "positions" not in tables and "backtest_daily" not in tables  # the policy has not run
+    con.close()
+    second = run_policy_stage(paths, log=lambda _m: None, ensemble_config=SMALL)
+    assert {"sharpe_net", "max_drawdown", "turnover_monthly", "cost_retention"} <= set(second)
+    # the persisted signals give the same backtest as doing both in memory
+    from ml.ensemble import load_config as ensemble_config
+    from ml.evaluation import load_label, read_predictions
+    from ml.policy import load_config as policy_config
+
+    mp = market_panel(market.prices, market.securities)
+    preds, families, active = read_predictions(paths)
+    label, _ = load_label(paths, mp, ensemble_config(SMALL))
+    oracle = pd.read_parquet(paths.oracle / "expected_returns.parquet", columns=["date", "symbol", "er_5d"])
+    comp = compare(preds, mp, ensemble_config(SMALL), policy_config(), oracle=oracle, families=families,
+                   active=active, log=lambda _m: None, label=label)
+    assert second["sharpe_net"] == pytest.approx(comp.runs[comp.chosen].metrics["sharpe_net"], rel=1e-9)
+    assert first["oos_rank_ic"] == pytest.approx(float(comp.table.set_index("name").loc[comp.chosen, "rank_ic"]))
+
+
 def test_stage_uses_only_active_models(tmp_path):
     market = toy_market(n_symbols=40, n_days=360)
     statuses = {"good-toy": "retired", "fair-toy": "active", "weak-toy": "active", "noise-toy": "active",

@@ -162,3 +162,18 @@ def test_config_chooses_the_method_and_rejects_unknown_ones():
     assert ens.load_config()["method"] in ens.METHODS
     with pytest.raises(ValueError):
         ens.load_config({"method": "magic"})
+
+
+def test_promoted_models_weigh_more_from_the_date_they_are_promoted():
+    from ml.ensemble import apply_date_multipliers
+
+    dates = pd.bdate_range("2024-01-01", periods=4)
+    weights = pd.DataFrame(1 / 3, index=dates, columns=["a", "b", "c"])
+    # the lifecycle promotes `a` on the third day; `c` is not in its table (keeps its weight)
+    status = pd.DataFrame({"a": [1.0, 1.0, 2.0, 2.0], "b": [1.0, 1.0, 1.0, 1.0]}, index=dates)
+    out = apply_date_multipliers(weights, status)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0)
+    np.testing.assert_allclose(out.iloc[:2].to_numpy(), 1 / 3)
+    assert out.loc[dates[2], "a"] == pytest.approx(2 * out.loc[dates[2], "b"])
+    assert out.loc[dates[2], "c"] == pytest.approx(out.loc[dates[2], "b"])
+    assert apply_date_multipliers(weights, None) is weights

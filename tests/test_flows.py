@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -81,6 +82,21 @@ def test_run_goes_end_to_end_and_reports_stage_timings(uninterrupted):
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         logged = dict(con.execute("select stage, status from ml.run_log").fetchall())
     assert logged["build_features"] == "completed" and logged["train_zoo"] == "completed"
+    # every stage ran as its own subflow and left its tables
+    from ml.pipeline import available_stages
+
+    assert {"ensemble_calibrate", "policy_backtest", "publish_signals", "monitor"} <= set(available_stages())
+    assert all(logged[stage] == "completed" for stage in available_stages())
+    assert {stage for stage in available_stages()} <= set(report["timings_s"])
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        n_models = con.execute("select count(*) from ml.model_registry").fetchone()[0]
+        metrics = con.execute("select * from ml.model_metrics").df()
+        weights = con.execute("select method, date, sum(weight) as total from ml.ensemble_weights "
+                              "group by all").df()
+        methods = {r[0] for r in con.execute("select distinct method from ml.ensemble_signals").fetchall()}
+    assert len(metrics) == n_models and metrics["rank_ic"].notna().all()
+    assert set(weights["method"]) == methods == {"equal", "ic_weighted", "stacked"}
+    assert np.allclose(weights["total"], 1.0)
 
 
 def test_killed_run_resumed_equals_uninterrupted_run_with_the_same_seed(uninterrupted, tmp_path):

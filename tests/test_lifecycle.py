@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from ml import lifecycle as lc
-from ml.market import CHANNEL_STRENGTH, MarketConfig, generate_market, write_market
+from ml.market import MarketConfig, generate_market, write_market
 from ml.paths import DataPaths
 
 NO_CP = {"changepoint": {"enabled": False}}
@@ -139,6 +139,42 @@ def test_changepoint_false_alarms_on_noise_are_rare_and_a_dead_signal_is_caught(
     lag = (dying_first - cal[death]).dt.days
     assert (lag > 0).mean() >= 0.95            # hardly ever before the death
     assert ((lag > 0) & (lag <= 92)).mean() >= 0.9
+
+
+def test_view_decay_retires_the_weaker_models_of_a_view_whose_strong_models_died():
+    """Two strong and two weak models on view `micro` lose their edge on the same day: the change point
+    catches the strong ones within weeks, and rule 3 takes the weak ones with them (their own IC would
+    take far longer to show it). One death on view `fund` (one of four) or on the mixed `all` view does
+    not drag their siblings along."""
+    rng = np.random.default_rng(5)
+    cal = pd.bdate_range("2016-01-01", periods=1100)
+    death = 700
+
+    def series(mu, dies):
+        ic = mu + 0.09 * rng.standard_normal(len(cal))
+        if dies:
+            ic[death:] -= mu
+        return ic
+
+    spec = {"micro-strong1": (0.08, True), "micro-strong2": (0.08, True), "micro-weak1": (0.02, True),
+            "micro-weak2": (0.02, True), "fund-strong": (0.08, True), "fund-a": (0.05, False),
+            "fund-b": (0.05, False), "fund-c": (0.05, False), "all-strong1": (0.08, True),
+            "all-strong2": (0.08, True), "all-weak": (0.05, False)}
+    daily = pd.concat([_daily(cal, m, series(mu, dies)) for m, (mu, dies) in spec.items()])
+    views = {m: m.split("-")[0] for m in spec}
+    cfg = {"retirement": {"negative_months": 99}}  # the change point and view decay only
+    res = lc.run_lifecycle(daily, cal, cfg, detector_daily=daily, views=views)
+    ret = _retirements(res)
+    for m in ("micro-strong1", "micro-strong2", "fund-strong", "all-strong1", "all-strong2"):
+        assert ret[m]["rule"] == "changepoint" and 0 < (pd.Timestamp(ret[m]["date"]) - cal[death]).days <= 92
+    for m in ("micro-weak1", "micro-weak2"):
+        assert ret[m]["rule"] == "view_decay" and "view micro: 2 of its 4 live models" in ret[m]["reason"]
+        assert pd.Timestamp(ret[m]["date"]) == max(pd.Timestamp(ret[x]["date"]) for x in ("micro-strong1",
+                                                                                        "micro-strong2"))
+    assert not {"fund-a", "fund-b", "fund-c", "all-weak"} & set(ret)
+    # without the rule, the weak micro models keep trading the dead signal
+    off = lc.run_lifecycle(daily, cal, {**cfg, "view_decay": {"enabled": False}}, detector_daily=daily, views=views)
+    assert not {"micro-weak1", "micro-weak2"} & set(_retirements(off))
 
 
 def test_changepoint_uses_only_known_ics():
@@ -390,36 +426,35 @@ def test_regimes_are_point_in_time_and_track_the_stressed_regime():
 
 
 # ================================================================================ the required check
-DYING = ("micro_oi", "micro_oi_5d")
-HEALTHY = ("pm_momentum", "pm_reversal_5d", "pm_reversal_1d")
-# A market whose dying channel is strong enough to be seen within 3 months (see config/lifecycle.yaml:
-# at the default strength the order-imbalance IC is ~0.02, below what 130 names can resolve that fast).
-TEST_MARKET = MarketConfig(n_symbols=130, n_days=1500, seed=1, alpha_5d=0.006,
-                           channel_strength={**CHANNEL_STRENGTH, "order_imbalance": 1.5})
+# The default synthetic market (MarketConfig()), its dbt marts, and real walk-forward zoo models on the
+# view that carries the dying channel (microstructure: order imbalance) and on two that do not
+# (fundamental, price momentum), as the pipeline trains them (ml.training.train_spec), then the
+# shipped lifecycle.
+ZOO_FAMILIES = ("ridge", "elastic_net", "fama_macbeth")
+DYING_VIEW, HEALTHY_VIEWS = "microstructure", ("fundamental", "price_momentum")
+VIEWS = [DYING_VIEW, *HEALTHY_VIEWS]
 
 
 @pytest.fixture(scope="module")
 def dying_market(tmp_path_factory):
-    """The synthetic market -> dbt features and labels -> direct scores as OOS predictions ->
-    run_monitor_stage with the shipped config."""
+    from ml import training
     from ml.warehouse import build_features
 
     started = time.perf_counter()
     root = tmp_path_factory.mktemp("dying")
-    write_market(TEST_MARKET, root / "raw")
+    write_market(MarketConfig(), root / "raw")
     paths = DataPaths(root)
-    build_features(paths, log=lambda m: None, select="+labels +microstructure +price_momentum")
-    micro = pd.read_parquet(paths.features / "microstructure.parquet",
-                            columns=["symbol", "date", "order_imbalance", "order_imbalance_5d"])
-    mom = pd.read_parquet(paths.features / "price_momentum.parquet",
-                          columns=["symbol", "date", "mom_12_1", "ret_5d_z", "ret_1d"])
-    models = {"micro_oi": (micro, "order_imbalance", 1), "micro_oi_5d": (micro, "order_imbalance_5d", 1),
-              "pm_momentum": (mom, "mom_12_1", 1), "pm_reversal_5d": (mom, "ret_5d_z", -1),
-              "pm_reversal_1d": (mom, "ret_1d", -1)}
-    start = np.sort(micro["date"].unique())[260]  # out-of-sample from year 2 (a model's warm-up)
-    preds = pd.concat([frame.loc[frame["date"] >= start, ["date", "symbol"]]
-                       .assign(model_id=mid, score=sign * frame.loc[frame["date"] >= start, col])
-                       for mid, (frame, col, sign) in models.items()]).dropna()
+    build_features(paths, log=lambda m: None, select=" ".join(f"+{v}" for v in ["labels", *VIEWS]))
+    cfg = training.load_config({"views": VIEWS})
+    frames = training.build_view_frames(training.load_view_frames(paths, VIEWS), cfg)
+    preds, models = [], {}
+    for view in VIEWS:
+        prep = training.prepare_view(frames[view], view, cfg)
+        for family in ZOO_FAMILIES:
+            spec = training.train_spec(prep, family, cfg, fit_final=False)
+            preds.append(spec.predictions)
+            models[spec.model_id] = view
+    preds = pd.concat(preds, ignore_index=True)
     with duckdb.connect(str(paths.warehouse)) as con:
         con.execute("create schema if not exists ml")
         con.register("p", preds)
@@ -427,33 +462,34 @@ def dying_market(tmp_path_factory):
                     "select cast(date as date) as date, symbol, model_id, score from p")
     report = lc.run_monitor_stage(paths, None, log=lambda m: None)
     meta = json.loads((paths.oracle / "meta.json").read_text())
-    return paths, report, meta, time.perf_counter() - started
+    return paths, report, meta, models, time.perf_counter() - started
 
 
 def test_dying_channel_models_are_retired_within_three_months(dying_market):
-    paths, report, meta, seconds = dying_market
+    paths, report, meta, models, seconds = dying_market
     assert meta["dying_channel"] == "order_imbalance"
     decay = pd.Timestamp(meta["decay_date"])
+    dying = [m for m, view in models.items() if view == DYING_VIEW]
+    healthy = [m for m, view in models.items() if view in HEALTHY_VIEWS]
     ev = _table(paths, "select * from ml.lifecycle_events order by event_seq")
     retired = {r["model_id"]: r for _, r in ev[ev["event"] == "retired"].iterrows()}
-    for m in DYING:
-        assert m in retired, f"{m} never retired"
-        lag = (pd.Timestamp(retired[m]["date"]) - decay).days
-        assert 0 < lag <= 92, f"{m} retired {lag} days after the decay ({retired[m]['reason']})"
-    window_end = decay + pd.Timedelta(days=92)
-    for m in HEALTHY:
-        r = retired.get(m)
-        # never by the change-point detector up to the end of the window ...
-        assert r is None or r["rule"] != "changepoint" or pd.Timestamp(r["date"]) > window_end, r
-    # ... and (nearly) none by any rule inside the window
-    in_window = [m for m in HEALTHY if m in retired and decay <= pd.Timestamp(retired[m]["date"]) <= window_end]
-    assert len(in_window) <= 1, in_window
-    # active before the decay, weightless after their retirement
+    # the dying-channel models really were in use before the channel died ...
     status = _table(paths, "select * from ml.model_status_daily")
     status["date"] = pd.to_datetime(status["date"])
     before = status[status["date"] == status.loc[status["date"] < decay, "date"].max()].set_index("model_id")
-    assert (before.loc[list(DYING), "multiplier"] > 0).all()
-    assert all(lc.read_weights_asof(paths, window_end).get(m, 0.0) == 0.0 for m in DYING)
-    assert report["n_models_retired"] >= 2
-    print(f"\nretirement lags (days): "
-          f"{ {m: (pd.Timestamp(retired[m]['date']) - decay).days for m in DYING} }; fixture {seconds:.1f}s")
+    assert (before.loc[dying, "multiplier"] > 0).all()
+    # ... and each is retired after the death, within 3 months of it
+    lags = {}
+    for m in dying:
+        assert m in retired, f"{m} never retired"
+        lags[m] = (pd.Timestamp(retired[m]["date"]) - decay).days
+        assert 0 < lags[m] <= 92, f"{m} retired {lags[m]} days after the decay ({retired[m]['reason']})"
+    window_end = decay + pd.Timedelta(days=92)
+    assert all(lc.read_weights_asof(paths, window_end).get(m, 0.0) == 0.0 for m in dying)
+    # the models on a view without the dying channel are not retired by the change-point test around it
+    for m in healthy:
+        r = retired.get(m)
+        assert r is None or r["rule"] != "changepoint" or not decay <= pd.Timestamp(r["date"]) <= window_end, r
+    assert report["n_models_retired"] >= len(dying)
+    print(f"\nretirement lags (days): {lags}; healthy retired: "
+          f"{ {m: (str(r['date'])[:10], r['rule']) for m, r in retired.items() if m in healthy} }; fixture {seconds:.1f}s")

@@ -61,6 +61,13 @@ def test_no_channel_carries_more_than_a_third_of_oracle_variance(market):
     }
     assert max(shares.values()) <= 1 / 3, shares
     assert min(shares.values()) > 0.02, shares  # every listed channel is really planted
+    # also while the dying channel is alive (its share over the whole sample is diluted by its death)
+    alive = oracle[pd.to_datetime(oracle["date"]) < pd.Timestamp(market.meta["decay_date"])]
+    alive_total = alive.groupby("date", observed=True)["er_5d"].var().mean()
+    alive_shares = {
+        c: alive.groupby("date", observed=True)[f"ch_{c}"].var().mean() / alive_total for c in CHANNEL_STRENGTH
+    }
+    assert max(alive_shares.values()) <= 1 / 3, alive_shares
 
 
 def test_oracle_er_5d_is_the_sum_of_its_channels(market):
