@@ -406,7 +406,7 @@ def run_ensemble_stage(paths: DataPaths, log: Log = print, ensemble_config=None)
     write_tables(paths, {
         "signals": _dated(step.signals[chosen]),
         "ensemble_signals": _dated(every),
-        "ensemble_weights": _dated(weights_frame(step.ensembles)),
+        "ensemble_weights": _dated(weights_frame(step.ensembles).assign(chosen=lambda f: f["method"] == chosen)),
         "ensemble_comparison": step.table,
     })
     table = step.table.set_index("name")

@@ -153,8 +153,11 @@ else:
         ui.table(weights)
     else:
         if "method" in long and long["method"].nunique() > 1:
-            method = st.selectbox("Ensemble method", sorted(long["method"].astype(str).unique()),
-                                  key="models_weight_method")
+            methods = sorted(long["method"].astype(str).unique())
+            chosen = long.loc[long["chosen"].astype(bool), "method"] if "chosen" in long else long["method"].iloc[:0]
+            method = st.selectbox("Ensemble method", methods, key="models_weight_method",
+                                  index=methods.index(str(chosen.iloc[0])) if len(chosen) else 0,
+                                  help="The configured method (the one traded) is selected first.")
             long = long[long["method"].astype(str) == method]
         long = (long.assign(date=pd.to_datetime(long["date"]))
                 .groupby(["date", "model_id"], as_index=False)["weight"].sum())
