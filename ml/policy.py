@@ -236,6 +236,10 @@ class TurnoverBudget:
     """Trade slowly: move `speed` of the way to the target each day, skip trades under `min_trade`,
     and spend at most `max_daily_turnover` (sum |trade|, fraction of capital) per day on voluntary
     trades, most valuable first (value = signed expected return of the trade minus its cost, bps).
+    `max_monthly_turnover` adds a budget relative to the book: one-sided monthly turnover (the share
+    of the book replaced in a month, as `ml.backtest.performance` reports it) of at most this much,
+    i.e. at most 2 x max_monthly_turnover / 21 x the target's gross exposure traded per day. It binds
+    on small books, where a budget in fractions of capital alone would let the book churn.
 
     With `exposures` (names x factors, e.g. sector dummies and beta) the choice is a small linear
     program: maximize the value of the executed fractions f of each desired trade subject to the budget
@@ -245,16 +249,28 @@ class TurnoverBudget:
     max_daily_turnover: float | None = 0.2
     speed: float = 0.3
     min_trade: float = 1e-4
+    max_monthly_turnover: float | None = None
+    days_per_month: float = 21.0
+
+    def budget(self, book: float | None = None) -> float | None:
+        """Today's budget for voluntary trades (sum |trade|, fraction of capital); None: unlimited."""
+        caps = [] if self.max_daily_turnover is None else [float(self.max_daily_turnover)]
+        if self.max_monthly_turnover is not None and book is not None:
+            caps.append(2.0 * float(self.max_monthly_turnover) / float(self.days_per_month) * float(book))
+        return min(caps) if caps else None
 
     def limit(self, desired: np.ndarray, value: np.ndarray, forced: np.ndarray,
-              exposures: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Executed trades and a mask of the voluntary trades the budget cut."""
+              exposures: np.ndarray | None = None, book: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Executed trades and a mask of the voluntary trades the budget cut (`book`: the gross
+        exposure the monthly budget is relative to)."""
         size = np.abs(desired)
         vol = ~forced & (size > 0)
         total = size[vol].sum()
-        if self.max_daily_turnover is None or total <= self.max_daily_turnover:
+        budget = self.budget(book)
+        if budget is None or total <= budget:
             return desired, np.zeros(desired.shape, bool)
-        budget = float(self.max_daily_turnover)
+        if budget <= 0:
+            return np.where(forced, desired, 0.0), vol
         frac = np.where(forced, 1.0, 0.0)
         idx = np.flatnonzero(vol)
         f = None
@@ -357,7 +373,10 @@ def simulate(
         desired = np.where(small, 0.0, desired)
         inputs = market.costs_at(t)
         value = trade_value(plan, t, gap, desired) - costs.bps(np.abs(desired) * capital, inputs)
-        executed, capped = tb.limit(desired, value, forced, exposures[t] if exposures is not None else None)
+        held, wanted = np.abs(w_pre).sum(), np.abs(target).sum()
+        book = max(held, 0.1 * wanted)  # the book held (a tenth of the target's to start from flat)
+        executed, capped = tb.limit(desired, value, forced, exposures[t] if exposures is not None else None,
+                                    book=book)
         if neutral:
             allowed = tradable & ~forced & ((plan.target[t] != 0) | (w_pre != 0))
             executed = _neutral_trades(w_pre, executed, allowed, market.beta[t], onehot, neutral)

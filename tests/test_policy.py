@@ -205,6 +205,33 @@ def test_partial_moves_toward_target_and_the_daily_budget_hold_in_a_run(market):
     assert (slow.reasons == pol.CAPPED).any()
 
 
+def test_monthly_budget_is_relative_to_the_book_and_holds_on_a_small_book(market):
+    budget = pol.TurnoverBudget(max_daily_turnover=0.5, max_monthly_turnover=1.05, speed=1.0)
+    assert budget.budget(book=0.2) == pytest.approx(2 * 1.05 / 21 * 0.2)  # = 0.02: the book binds
+    assert budget.budget(book=10.0) == 0.5  # the capital budget binds on a big book
+    assert pol.TurnoverBudget(max_daily_turnover=None).budget(book=1.0) is None
+
+    from ml.backtest import backtest_daily, performance
+
+    mp, toy = market
+    sig = _true_signals(mp, toy)
+    warm = 100
+    # a small book (2% a name) with a noisy signal: the capital budget alone lets it churn
+    er = sig.expected_return
+    noisy = _signals(mp, er + np.random.default_rng(3).normal(0, 40, mp.shape) * np.isfinite(er),
+                     unc=np.where(np.isfinite(er), 2.0, np.nan))
+
+    def monthly_turnover(turnover):
+        res = _policy(threshold=None, risk=pol.RiskBudget(max_weight=0.02, gross_leverage=0.4, target_vol=None),
+                      turnover=turnover).run(noisy, mp, start=warm)
+        daily = backtest_daily(res.weights, res.trades, res.costs, mp, start=res.start)
+        return performance(daily, mp, res.weights)["turnover_monthly"]
+
+    free = monthly_turnover(pol.TurnoverBudget(max_daily_turnover=0.5, speed=0.5))
+    capped = monthly_turnover(pol.TurnoverBudget(max_daily_turnover=0.5, speed=0.5, max_monthly_turnover=1.0))
+    assert free > 2.0 and capped <= 1.0 * 1.25  # within the budget, but for the neutrality re-hedges
+
+
 # ---------------------------------------------------------------------------------------- reasons & runs
 def test_every_row_of_positions_has_a_known_reason(market):
     mp, toy = market
