@@ -69,3 +69,23 @@
         )
     end)
 {%- endmacro %}
+
+{#- Long-short return of a tercile sort: `sorted_relation` has (date, symbol, ret_1d, bucket in 1..3);
+    the equal-weighted mean return of bucket `long_bucket` minus that of `short_bucket`, on dates where
+    all three buckets have at least `min_names` names. -#}
+{% macro tercile_spread(sorted_relation, long_bucket, short_bucket, column, min_names=2) -%}
+    select
+        date,
+        max(case when bucket = {{ long_bucket }} then leg_ret end)
+            - max(case when bucket = {{ short_bucket }} then leg_ret end) as {{ column }}
+    from (
+        select
+            date,
+            bucket,
+            {{ cs_mean('ret_1d', partition_by='date, bucket') }} as leg_ret,
+            count(*) over (partition by date, bucket) as leg_names
+        from {{ sorted_relation }}
+    ) as legs
+    group by date
+    having min(leg_names) >= {{ min_names }} and count(distinct bucket) = 3
+{%- endmacro %}

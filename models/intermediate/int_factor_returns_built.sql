@@ -88,40 +88,12 @@ value_sorted as (
     where ret_1d is not null and book_to_price_prev is not null
 ),
 
-size_legs as (
-    select
-        date,
-        bucket,
-        {{ cs_mean('ret_1d', partition_by='date, bucket') }} as leg_ret,
-        count(*) over (partition by date, bucket) as leg_names
-    from size_sorted
-),
-
-value_legs as (
-    select
-        date,
-        bucket,
-        {{ cs_mean('ret_1d', partition_by='date, bucket') }} as leg_ret,
-        count(*) over (partition by date, bucket) as leg_names
-    from value_sorted
-),
-
 size_factor as (
-    select
-        date,
-        max(case when bucket = 1 then leg_ret end) - max(case when bucket = 3 then leg_ret end) as smb_ret
-    from size_legs
-    group by date
-    having min(leg_names) >= 2 and count(distinct bucket) = 3
+    {{ tercile_spread('size_sorted', long_bucket=1, short_bucket=3, column='smb_ret') }}
 ),
 
 value_factor as (
-    select
-        date,
-        max(case when bucket = 3 then leg_ret end) - max(case when bucket = 1 then leg_ret end) as hml_ret
-    from value_legs
-    group by date
-    having min(leg_names) >= 2 and count(distinct bucket) = 3
+    {{ tercile_spread('value_sorted', long_bucket=3, short_bucket=1, column='hml_ret') }}
 ),
 
 factors as (
