@@ -23,7 +23,7 @@ import pandas as pd
 from ml import ensemble as ens
 from ml import policy as pol
 from ml.backtest import market_panel
-from ml.evaluation import compare, format_table, load_label, read_predictions, run_policy
+from ml.evaluation import compare, format_table, load_label, read_prediction_panel, run_policy
 from ml.paths import DataPaths
 
 # (key, comparison, threshold) on the default synthetic market
@@ -123,7 +123,8 @@ def main() -> None:
     ensure_predictions(paths, args.train, log)
     started = time.perf_counter()
     ecfg, pcfg = ens.load_config(args.ensemble_config), pol.load_config(args.policy_config)
-    preds, families, active = read_predictions(paths)
+    read = read_prediction_panel(paths)  # point-in-time lifecycle mask and promotion multipliers
+    preds, families, active = read.scores, read.families, read.active
     prices = pd.read_parquet(paths.raw_table("prices"))
     market = market_panel(prices, pd.read_parquet(paths.raw_table("securities")))
     oracle_path = paths.oracle / "expected_returns.parquet"
@@ -131,7 +132,7 @@ def main() -> None:
     label, label_source = load_label(paths, market, ecfg)
     log(f"label: {label_source}")
     comp = compare(preds, market, ecfg, pcfg, oracle=oracle, families=families, active=active, log=log,
-                   label=label)
+                   label=label, date_multipliers=read.multipliers)
     elapsed = time.perf_counter() - started
     print(f"\nmachine: {platform.node()} ({os.cpu_count()} cpus, python {platform.python_version()}), "
           f"data: {paths.root} ({len(market.symbols)} symbols x {len(market.dates)} days), "

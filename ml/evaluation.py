@@ -264,12 +264,31 @@ def load_label(paths: DataPaths, market: MarketPanel, cfg: Mapping[str, Any]) ->
                 out = out - out.groupby(level="date").transform("mean")
             return out, f"features/labels.parquet:{column}" + (" (demeaned per date)" if spec.get("demean", True) else "")
     return forward_label(market, horizon, "sector"), "raw closes, minus sector means"
+@dataclass
+class PredictionPanel:
+    """`ml.predictions` ready for the ensemble: the wide score panel, {model_id: family}, the ids
+    usable by the ensemble (None: every model, the panel already masked point in time) and the
+    lifecycle's weight multipliers per date (None without `ml.model_status_daily`)."""
+
+    scores: pd.DataFrame
+    families: dict[str, str]
+    active: list[str] | None
+    multipliers: pd.DataFrame | None = None
+
+
 def read_predictions(paths: DataPaths) -> tuple[pd.DataFrame, dict[str, str], list[str] | None]:
+    """(scores, families, active) of `read_prediction_panel`."""
+    read = read_prediction_panel(paths)
+    return read.scores, read.families, read.active
+
+
+def read_prediction_panel(paths: DataPaths) -> PredictionPanel:
     """`ml.predictions` as a wide score panel (index date, symbol; one column per model; DuckDB codes
     the keys and the rows are scattered into one array, so the long table never sits in pandas),
     {model_id: family}, and the ids usable by the ensemble. With the lifecycle's
     `ml.model_status_daily`, each model's scores are kept only on dates when it was active or
-    promoted (point in time) and the ids are None; otherwise the registry's active models, else every
+    promoted (point in time), the ids are None and the multipliers (2 for promoted) come along;
+    otherwise the registry's active models, else every
     non-retired one (None: no registry)."""
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     try:
@@ -308,29 +327,13 @@ def read_predictions(paths: DataPaths) -> tuple[pd.DataFrame, dict[str, str], li
         usable = multiplier_panel(status_daily, dates=panel.index.get_level_values("date").unique(),
                                   models=panel.columns)
         mask = usable.reindex(panel.index.get_level_values("date")).to_numpy() > 0
-        panel = panel.where(mask)
-        return panel, families, None
+        return PredictionPanel(panel.where(mask), families, None, usable)
     if reg.empty:
-        return panel, families, None
+        return PredictionPanel(panel, families, None)
     active = reg.loc[reg["status"].isin(["active", "promoted"]), "model_id"].astype(str).tolist()
     if not active:
         active = reg.loc[reg["status"] != "retired", "model_id"].astype(str).tolist()
-    return panel, families, active
-
-
-def lifecycle_multipliers(paths: DataPaths, panel: pd.DataFrame) -> pd.DataFrame | None:
-    """Dates x models weight multipliers from the lifecycle (`ml.model_status_daily`: promoted models
-    weigh `promotion.multiplier` times an active one), aligned to a score panel; None without it."""
-    from ml.lifecycle import multiplier_panel
-
-    try:
-        with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-            status = con.execute(f"select date, model_id, multiplier from {SCHEMA}.model_status_daily").df()
-    except (duckdb.CatalogException, duckdb.IOException):
-        return None
-    if status.empty:
-        return None
-    return multiplier_panel(status, dates=panel.index.get_level_values("date").unique(), models=panel.columns)
+    return PredictionPanel(panel, families, active)
 
 
 def weights_frame(ensembles: Mapping[str, ens.EnsembleResult]) -> pd.DataFrame:
@@ -390,7 +393,8 @@ def run_ensemble_stage(paths: DataPaths, log: Log = print, ensemble_config=None)
     transaction, and return the report keys of the signal."""
     started = time.perf_counter()
     ecfg = ens.load_config(ensemble_config)
-    preds, families, active = read_predictions(paths)
+    read = read_prediction_panel(paths)
+    preds, families, active = read.scores, read.families, read.active
     if preds.empty or preds.shape[1] == 0:
         raise ValueError(f"ml.predictions is empty in {paths.warehouse}: train the zoo first")
     market = load_market(paths)
@@ -398,9 +402,8 @@ def run_ensemble_stage(paths: DataPaths, log: Log = print, ensemble_config=None)
         f"{preds.shape[1]} models in ml.predictions, {'all' if active is None else len(active)} usable")
     label, label_source = load_label(paths, market, ecfg)
     log(f"[ensemble] label: {label_source}")
-    multipliers = lifecycle_multipliers(paths, preds)
     step = ensemble_and_calibrate(preds, label, market, ecfg, families=families, active=active, log=log,
-                                  date_multipliers=multipliers)
+                                  date_multipliers=read.multipliers)
     chosen = step.chosen
     every = pd.concat([frame.assign(method=method) for method, frame in step.signals.items()], ignore_index=True)
     write_tables(paths, {
