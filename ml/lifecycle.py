@@ -530,6 +530,9 @@ def run_lifecycle(daily: pd.DataFrame, calendar: pd.DatetimeIndex, config: Mappi
 
     view_of = {m: (views or {}).get(m) or model_view(m) for m in models}
     cal_pos = {d: i for i, d in enumerate(calendar)}
+
+    def position(t) -> int:
+        return cal_pos[t] if t in cal_pos else int(calendar.searchsorted(t))
     cp_retired: list[tuple[int, str]] = []  # (calendar position, model) of change-point retirements
 
     def view_decay(t):
@@ -538,7 +541,7 @@ def run_lifecycle(daily: pd.DataFrame, calendar: pd.DatetimeIndex, config: Mappi
         (a weaker model of the view needs far longer to show the same death on its own IC)."""
         if not vd.get("enabled", True):
             return
-        pos = cal_pos.get(t, calendar.searchsorted(t))
+        pos = position(t)
         excluded = set(vd.get("exclude") or [])
         recent: dict[str, list[str]] = {}
         for p, m in cp_retired:
@@ -568,7 +571,7 @@ def run_lifecycle(daily: pd.DataFrame, calendar: pd.DatetimeIndex, config: Mappi
                        reference_ic=_round(alarm["reference_ic"]), block_ic=float(alarm["block_ic"]),
                        block_end=str(pd.Timestamp(alarm["block_end"]).date()), k=float(alarm["k"]))
                 if status[m] == "retired":
-                    cp_retired.append((cal_pos.get(t, calendar.searchsorted(t)), m))
+                    cp_retired.append((position(t), m))
         view_decay(t)
         if t not in review_dates:
             continue
