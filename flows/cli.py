@@ -78,6 +78,7 @@ def prefect_environment(paths: DataPaths) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from ml.pipeline import StageUnavailable
     from ml.quality import DataQualityError
     from ml.report import build_report, render_report
     from ml.warehouse import FeatureBuildError
@@ -87,6 +88,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"aurora run: no raw data in {paths.raw}: run `aurora generate` or `aurora ingest` first",
               file=sys.stderr)
         return 1
+    if args.allow_stale:
+        import os
+
+        os.environ["AURORA_ALLOW_STALE"] = "1"
     started = time.perf_counter()
     try:
         if args.no_prefect:
@@ -100,6 +105,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         daily_pipeline(str(paths.root))
     except (FeatureBuildError, DataQualityError) as err:
         print(f"aurora run: stopped by a data-quality gate:\n{err}", file=sys.stderr)
+        return 1
+    except StageUnavailable as err:
+        print(f"aurora run: failed before running: {err}", file=sys.stderr)
         return 1
     _log(f"daily_pipeline done in {time.perf_counter() - started:.1f}s")
     print(render_report(build_report(paths)))
@@ -221,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="the whole daily pipeline (Prefect flow daily_pipeline), locally")
     run.add_argument("--no-prefect", action="store_true", help="run the same stages as plain functions")
+    run.add_argument("--allow-stale", action="store_true",
+                     help="publish today's signals even when the latest raw date is further behind today than "
+                          "config/quality.yaml's freshness limit allows (default: off; stale data publishes nothing)")
     run.set_defaults(handler=_cmd_run)
 
     srv = sub.add_parser("serve", help="serve the flows on cron schedules (Prefect)")

@@ -36,12 +36,13 @@ CODE_GLOBS = ("ml/*.py", "models/**/*.sql", "models/**/*.yml", "macros/*.sql", "
 
 def _retry_unless_gate(task, task_run, state) -> bool:
     """Retry I/O hiccups, never a data-quality gate: bad data stays bad on a second try."""
+    from ml.pipeline import StageUnavailable
     from ml.quality import DataQualityError
     from ml.warehouse import FeatureBuildError
 
     try:
         state.result()
-    except (FeatureBuildError, DataQualityError):
+    except (FeatureBuildError, DataQualityError, StageUnavailable):
         return False
     except Exception:
         return True
@@ -291,9 +292,10 @@ STAGE_FLOWS = {
 def daily_pipeline(data_dir: str | None = None) -> dict[str, Any]:
     """build_features -> train_zoo -> monitor -> ensemble_calibrate -> policy_backtest ->
     publish_signals -> monitoring_marts, each a subflow."""
-    from ml.pipeline import available_stages
+    from ml.pipeline import available_stages, verify_stages
     from ml.report import update_saved_report
 
+    verify_stages()
     data_dir = _data_dir(data_dir)
     paths = DataPaths(Path(data_dir))
     timings: dict[str, float] = {}

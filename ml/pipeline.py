@@ -142,20 +142,33 @@ STAGES: dict[str, tuple[str, str]] = {
 }
 
 
+class StageUnavailable(RuntimeError):
+    """A stage's module failed to import or lacks its function: the run fails, it never skips the stage."""
+
+
 def _stage_function(name: str):
     import importlib
 
     module_name, function = STAGES[name]
     try:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError:
-        return None
-    return getattr(module, function, None)
+    except ImportError as err:  # a broken dependency must fail the run, not silently drop a stage
+        raise StageUnavailable(f"stage {name!r}: module {module_name} failed to import: {err!r}") from err
+    fn = getattr(module, function, None)
+    if fn is None:
+        raise StageUnavailable(f"stage {name!r}: {module_name} has no function {function!r}")
+    return fn
+
+
+def verify_stages() -> None:
+    """Import every stage before the run starts, so a broken dependency fails it at once."""
+    for name in STAGES:
+        _stage_function(name)
 
 
 def available_stages() -> list[str]:
-    """Stages whose implementation exists in this version, in pipeline order."""
-    return [name for name in STAGES if _stage_function(name) is not None]
+    """The stages after training, in pipeline order (all of them: none is optional)."""
+    return list(STAGES)
 
 
 class InjectedFailure(RuntimeError):
@@ -168,16 +181,16 @@ def run_stage(name: str, paths: DataPaths, log: Log = print) -> dict:
 
     if os.environ.get("AURORA_FAIL_STAGE") == name:
         raise InjectedFailure(f"stage {name} failed on purpose (AURORA_FAIL_STAGE={name})")
-    fn = _stage_function(name)
-    if fn is None:
-        raise KeyError(f"stage {name!r} is not available in this version")
-    return fn(paths, log=log) or {}
+    if name not in STAGES:
+        raise KeyError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+    return _stage_function(name)(paths, log=log) or {}
 
 
 def run_pipeline(paths: DataPaths, log: Log = print) -> int:
     if not paths.raw_table("prices").exists():
         log(f"no raw data in {paths.raw}: run `aurora generate` or `aurora ingest` first")
         return 1
+    verify_stages()
     started = time.perf_counter()
     log(f"pipeline on {paths.root}")
     timings = build_feature_layer(paths, log=log)

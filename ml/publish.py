@@ -21,6 +21,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from ml.data.freshness import check_freshness, stale_allowed
 from ml.paths import DataPaths
 
 Log = Callable[[str], None]
@@ -115,6 +116,15 @@ def run_publish_stage(paths: DataPaths, log: Log = print) -> dict[str, Any]:
     prices = pd.read_parquet(paths.raw_table("prices"))
     prices["date"] = pd.to_datetime(prices["date"])
     today = prices["date"].max()
+    freshness = check_freshness(paths, today.date())
+    if freshness.stale and not stale_allowed():
+        log(f"[publish] {freshness.message()}: nothing new published (pass --allow-stale to publish anyway); "
+            "backtests and history are unaffected")
+        return {"published_date": None, "published_signals": 0, "published_trades": 0,
+                "published_vs_batch_correlation": None, "published_models": 0,
+                "data_freshness": freshness.to_dict()}
+    if freshness.stale:
+        log(f"[publish] {freshness.message()}: publishing anyway (--allow-stale)")
     symbols = sorted(prices.loc[prices["date"] == today, "symbol"].astype(str))
     vectors = feature_store.online_vectors(paths, symbols)
     vectors = vectors[pd.to_datetime(vectors["date"]) == today].assign(date=today)
@@ -168,4 +178,5 @@ def run_publish_stage(paths: DataPaths, log: Log = print) -> dict[str, Any]:
         f"correlation {agreement if agreement is None else round(agreement, 3)}; "
         f"{time.perf_counter() - started:.1f}s")
     return {"published_date": str(today.date()), "published_signals": len(live), "published_trades": trades,
-            "published_vs_batch_correlation": agreement, "published_models": len(models)}
+            "published_vs_batch_correlation": agreement, "published_models": len(models),
+            "data_freshness": freshness.to_dict()}

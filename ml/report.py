@@ -120,6 +120,12 @@ def render_report(report: dict[str, Any]) -> str:
         f"data: {data.get('source')} · {data.get('symbols')} symbols · {data.get('days')} days "
         f"· {data.get('start')} .. {data.get('end')}",
     ]
+    freshness = report.get("data_freshness") or {}
+    if freshness.get("stale"):
+        lines.append(f"  WARNING: data stale: latest raw date {freshness['latest']} is "
+                     f"{freshness['business_days_behind']} business days behind {freshness['today']} "
+                     f"(limit {freshness['limit']}); today's signals were "
+                     f"{'published anyway (--allow-stale)' if report.get('published_date') else 'not published'}")
     for key in REPORT_KEYS:
         value = report.get(key)
         if isinstance(value, float):

@@ -188,3 +188,28 @@ def test_publish_signals_serves_the_latest_day_from_the_online_store(uninterrupt
     report = json.loads((data_dir / "artifacts" / "report.json").read_text())
     # serving agrees with the batch path (0.97 on the default market; fewer names and models here)
     assert report["published_vs_batch_correlation"] > 0.2
+
+
+def test_stale_data_publishes_nothing_new_unless_allowed(uninterrupted, monkeypatch):
+    """Ten business days after the last raw date, publishing refuses to present old data as today's."""
+    from ml.paths import DataPaths
+    from ml.publish import run_publish_stage
+
+    data_dir, _ = uninterrupted
+    paths = DataPaths(data_dir)
+    last = pd.read_parquet(data_dir / "raw" / "prices.parquet")["date"].max()
+    monkeypatch.setenv("AURORA_AS_OF", str((pd.Timestamp(last) + pd.offsets.BDay(10)).date()))
+    monkeypatch.delenv("AURORA_ALLOW_STALE", raising=False)
+    before = _tables(data_dir)
+    messages: list[str] = []
+    out = run_publish_stage(paths, log=messages.append)
+    assert out["published_date"] is None and out["data_freshness"]["stale"]
+    assert out["data_freshness"]["business_days_behind"] == 10
+    assert any("STALE" in m and "--allow-stale" in m for m in messages)
+    after = _tables(data_dir)
+    for name in before:
+        pd.testing.assert_frame_equal(before[name], after[name], check_exact=True, obj=f"ml.{name}")
+
+    monkeypatch.setenv("AURORA_ALLOW_STALE", "1")
+    out = run_publish_stage(paths, log=messages.append)
+    assert out["published_date"] == str(pd.Timestamp(last).date()) and out["published_signals"] > 0
