@@ -12,11 +12,13 @@ from ml.paths import DataPaths
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from ml.market import MarketConfig, write_market
+    from ml.data.scenarios import scenario_config
+    from ml.market import write_market
 
     paths = DataPaths.from_env()
     raw_dir = Path(args.out).resolve() if args.out else paths.raw
-    config = MarketConfig(n_symbols=args.symbols, n_days=args.days, seed=args.seed)
+    config = scenario_config(args.scenario, n_symbols=args.symbols, n_days=args.days, seed=args.seed)
+    _log(f"scenario {config.scenario}: {config.n_symbols} symbols x {config.n_days} days, seed {config.seed}")
     started = time.perf_counter()
     summary = write_market(config, raw_dir, log=_log)
     _log(f"wrote {summary} in {time.perf_counter() - started:.1f}s")
@@ -201,9 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="write the embedded synthetic market (raw tables + oracle)")
-    gen.add_argument("--symbols", type=int, default=130)
-    gen.add_argument("--days", type=int, default=2016, help="business days (default about 8 years)")
-    gen.add_argument("--seed", type=int, default=7)
+    from ml.data.scenarios import SCENARIOS
+
+    gen.add_argument(
+        "--scenario", choices=list(SCENARIOS), default="default",
+        help="which market (default: default, today's market); see docs/scenarios.md",
+    )
+    gen.add_argument("--symbols", type=int, help="number of names (default: the scenario's, 130 for default)")
+    gen.add_argument("--days", type=int, help="business days (default: the scenario's, 2016 for default)")
+    gen.add_argument("--seed", type=int, help="random seed (default: the scenario's, 7 for default)")
     gen.add_argument("--out", help="raw directory (default $AURORA_DATA_DIR/raw); oracle/ goes beside it")
     gen.set_defaults(handler=_cmd_generate)
 

@@ -20,164 +20,116 @@ with GARCH-like volatility clustering and a calm/stressed regime chain.
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ml.contract import MARKET_ETF, TABLES
-
-SECTORS: tuple[tuple[str, str, float, tuple[str, ...]], ...] = (
-    # name, ETF, relative size, industries
-    ("Information Technology", "XLK", 0.20, ("Software", "Semiconductors", "Hardware")),
-    ("Health Care", "XLV", 0.14, ("Pharmaceuticals", "Biotechnology", "Medical Devices")),
-    ("Financials", "XLF", 0.13, ("Banks", "Insurance", "Capital Markets")),
-    ("Consumer Discretionary", "XLY", 0.11, ("Retail", "Autos", "Leisure")),
-    ("Industrials", "XLI", 0.10, ("Aerospace", "Machinery", "Transportation")),
-    ("Communication Services", "XLC", 0.07, ("Media", "Telecom")),
-    ("Consumer Staples", "XLP", 0.06, ("Food", "Household Products")),
-    ("Energy", "XLE", 0.05, ("Oil & Gas", "Energy Equipment")),
-    ("Utilities", "XLU", 0.05, ("Electric Utilities", "Gas Utilities")),
-    ("Real Estate", "XLRE", 0.05, ("REITs",)),
-    ("Materials", "XLB", 0.04, ("Chemicals", "Metals & Mining")),
+from ml.contract import MARKET_ETF
+from ml.data.channels import (
+    _ar1,
+    _cs_zscore,
+    _decay_filter,
+    _ffill_index,
+    _next_bday_index,
+    _pooled_sd,
+    _relu,
+    flow_shock_state,
+    held_since_report,
+    impulses_at,
+    insider_net_state,
+    profitability_state,
+    short_interest_tail_state,
+    value_zscore,
 )
-
-# Relative strength of each channel's 5-day expected-return contribution (normalized below).
-CHANNEL_STRENGTH: dict[str, float] = {
-    "pead": 1.0,  # post-earnings drift on SUE (fundamentals + estimates, from report_date)
-    "revision": 0.8,  # analyst revision drift (estimates, from as_of_date)
-    "accruals": 0.7,  # low accruals outperform (fundamentals, from report_date)
-    "residual_reversal": 1.0,  # sector-residual short-term reversal (prices)
-    "residual_momentum": 0.9,  # residual 12-1 momentum, crashes in the stressed regime (prices)
-    "short_interest_iv": 0.8,  # heavy shorting x expensive puts (short_interest, options_iv)
-    "iv_spread": 0.8,  # call-put implied vol spread (options_iv)
-    "insider_cluster": 0.7,  # clustered insider buying (insider_trades, from filing_date)
-    "etf_flow": 0.8,  # ETF flow pressure then reversal (etf_flows)
-    # order-imbalance continuation (prices.order_imbalance); dies mid-sample. The strongest channel
-    # while it lives (~25% of the oracle's cross-sectional variance then, 16% over the sample) and the
-    # shortest-lived (decay 0.2: mostly next-day), as order-flow effects are: a death a monitor can
-    # see within weeks on 130 names.
-    "order_imbalance": 1.45,
-}
-
-# Per-day persistence of each channel's state (1.0: a level that holds until the next update).
-CHANNEL_DECAY: dict[str, float] = {
-    "pead": 0.97,
-    "revision": 0.95,
-    "accruals": 1.0,
-    "residual_reversal": 0.6,
-    "residual_momentum": 1.0,
-    "short_interest_iv": 1.0,
-    "iv_spread": 0.9,
-    "insider_cluster": 0.97,
-    "etf_flow": 1.0,  # two-speed kernel handled inside the channel; treated as a level
-    "order_imbalance": 0.2,  # about a day
-}
-
-DECOY_FIELDS = (
-    "prices.vwap",
-    "prices.spread_bps",
-    "prices.volume",
-    "estimates.n_analysts",
-    "fundamentals.revenue",
-    "insider_trades(side=S)",
-    "options_iv level (iv_call_30d + iv_put_30d)",
-    "etf_flows for the market ETF",
-    "etf_prices.volume",
+from ml.data.market_config import (
+    CHANNEL_DECAY,
+    CHANNEL_STRENGTH,
+    DECOY_FIELDS,
+    EXTRA_CHANNEL_DECAY,
+    SECTORS,
+    Market,
+    MarketConfig,
 )
+from ml.data.market_tables import _assemble_tables, _write_parquet, to_arrow
 
-
-@dataclass(frozen=True)
-class MarketConfig:
-    n_symbols: int = 130
-    n_days: int = 2016
-    seed: int = 7
-    start: str = "2017-01-02"
-    # cross-sectional sd of the 5-day oracle expected return, in return units
-    alpha_5d: float = 0.0037
-    dying_channel: str = "order_imbalance"
-    decay_fraction: float = 0.62  # where in the sample the dying channel stops working
-    late_listing_fraction: float = 0.08
-    delisting_fraction: float = 0.07
-    channel_strength: dict[str, float] = field(default_factory=lambda: dict(CHANNEL_STRENGTH))
-
-    def __post_init__(self) -> None:
-        if self.n_symbols < 22:
-            raise ValueError(f"n_symbols must be at least 22 (two per sector), got {self.n_symbols}")
-        if self.n_days < 300:
-            raise ValueError(f"n_days must be at least 300 business days, got {self.n_days}")
-
-
-@dataclass
-class Market:
-    """The generated raw tables (contract names) and the oracle."""
-
-    tables: dict[str, pd.DataFrame]
-    oracle: pd.DataFrame
-    regimes: pd.DataFrame
-    meta: dict
+__all__ = [
+    "CHANNEL_DECAY",
+    "CHANNEL_STRENGTH",
+    "DECOY_FIELDS",
+    "EXTRA_CHANNEL_DECAY",
+    "SECTORS",
+    "Market",
+    "MarketConfig",
+    "generate_market",
+    "to_arrow",
+    "write_market",
+]
 
 
 # ----------------------------------------------------------------------------------------------
-# helpers (pure, vectorized over symbols)
+# scenario helpers: their random numbers come from a second stream, so the default stream never moves
 
 
-def _ar1(rng: np.random.Generator, shape: tuple[int, int], phi: float, sd: float) -> np.ndarray:
-    """AR(1) series along axis 0 with stationary standard deviation `sd`."""
-    shocks = rng.standard_normal(shape) * sd * np.sqrt(1 - phi**2)
-    out = np.empty(shape)
-    out[0] = rng.standard_normal(shape[1]) * sd
-    for t in range(1, shape[0]):
-        out[t] = phi * out[t - 1] + shocks[t]
-    return out
+def _extra_rng(config: MarketConfig, purpose: int) -> np.random.Generator:
+    return np.random.default_rng([config.seed, 7919, purpose])
 
 
-def _decay_filter(impulses: np.ndarray, d: float) -> np.ndarray:
-    """x[t] = d * x[t-1] + u[t] along axis 0."""
-    from scipy.signal import lfilter
-
-    return lfilter([1.0], [1.0, -d], impulses, axis=0)
-
-
-def _ffill_index(update_mask: np.ndarray) -> np.ndarray:
-    """For each (t, i), the row index of the latest True at or before t, or -1."""
-    idx = np.where(update_mask, np.arange(update_mask.shape[0])[:, None], -1)
-    return np.maximum.accumulate(idx, axis=0)
-
-
-def _cs_zscore(x: np.ndarray, live: np.ndarray) -> np.ndarray:
-    """Cross-sectional z-score per row over live names; 0 where not live or undefined."""
-    xm = np.where(live, x, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(xm, axis=1, keepdims=True)
-        sd = np.nanstd(xm, axis=1, keepdims=True)
-        z = (xm - mean) / np.where(sd > 0, sd, np.nan)
-    return np.nan_to_num(z, nan=0.0)
+def _analyst_coverage(config: MarketConfig, size_rank: np.ndarray) -> np.ndarray:
+    """Which names analysts cover: all by default, else a size-tilted random subset of that fraction."""
+    n = len(size_rank)
+    if config.analyst_coverage >= 1:
+        return np.ones(n, dtype=bool)
+    k = max(1, int(round(config.analyst_coverage * n)))
+    p = (0.25 + size_rank) / (0.25 + size_rank).sum()
+    covered = np.zeros(n, dtype=bool)
+    covered[_extra_rng(config, 1).choice(n, size=k, replace=False, p=p)] = True
+    return covered
 
 
-def _pooled_sd(x: np.ndarray, live: np.ndarray) -> float:
-    """Average cross-sectional standard deviation over live names (for scaling channels)."""
-    xm = np.where(live, x, np.nan)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        sds = np.nanstd(xm, axis=1)
-    sds = sds[np.isfinite(sds) & (sds > 0)]
-    return float(np.mean(sds)) if len(sds) else 1.0
+def _short_interest_jumps(config: MarketConfig, shape: tuple[int, int]) -> np.ndarray:
+    """Rare, heavy-tailed (Student-t, 2 df) jumps in log short interest that fade like the level."""
+    rng = _extra_rng(config, 2)
+    jumps = rng.standard_t(2, shape) * 0.4 * (rng.random(shape) < config.short_interest_jump_rate)
+    return _decay_filter(jumps, 0.85)
 
 
-def _relu(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, 0.0)
+def _student_t_scale(config: MarketConfig, shape: tuple[int, int]) -> np.ndarray:
+    """Per-cell scale that turns Gaussian draws into Student-t ones (variance mixing), unit variance."""
+    df = config.flow_tail_df
+    chi2 = _extra_rng(config, 3).chisquare(df, shape)
+    scale = np.sqrt(df / chi2)
+    return scale * np.sqrt((df - 2) / df) if df > 2 else scale / np.sqrt(3.0)
 
 
-def _next_bday_index(calendar: pd.DatetimeIndex, dates: np.ndarray) -> np.ndarray:
-    """Index of the first business day on or after each date (len(calendar) when past the end)."""
-    return np.searchsorted(calendar.values, dates.astype("datetime64[ns]"), side="left")
+def _alpha_tilt(config: MarketConfig, size_rank: np.ndarray) -> np.ndarray | None:
+    """Per-name alpha multiplier (mean 1) that favours small names, or None for a flat alpha."""
+    if config.small_cap_alpha_tilt == 0:
+        return None
+    m = np.exp(config.small_cap_alpha_tilt * (0.5 - size_rank))
+    return m / m.mean()
+
+
+class _ValueChannel:
+    """Book-to-market with today's close, z-scored across live names; updated inside the day loop.
+
+    Book equity counts from its report date and only for reports published while the name is listed
+    (the ones in the fundamentals table); the price is the day's close, so the state is known at t.
+    """
+
+    def __init__(self, t_days, report_idx, listed, book_equity, shares_out, price0) -> None:
+        seen = np.where(report_idx >= listed[:, None], report_idx, -1)
+        self.log_book = held_since_report(seen, np.log(np.maximum(book_equity, 1.0)), t_days)
+        self.log_shares = np.log(shares_out)
+        self.log_price = np.log(price0).copy()
+        self.state = np.zeros((t_days, len(shares_out)))
+
+    def update(self, t: int, returns: np.ndarray, live: np.ndarray) -> None:
+        self.log_price += np.log1p(np.clip(returns, -0.6, 1.5))
+        self.state[t] = value_zscore(self.log_book[t], self.log_shares, self.log_price, live)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -204,7 +156,8 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
         [SECTORS[s][3][k % len(SECTORS[s][3])] for s, k in zip(sector_of, rng.integers(0, 3, n), strict=True)]
     )
     symbols = np.array([f"S{i:04d}" for i in range(n)])
-    log_mcap0 = rng.uniform(np.log(3e8), np.log(8e11), n)  # $300M .. $800B
+    mcap_lo, mcap_hi = config.mcap_range  # default $300M .. $800B
+    log_mcap0 = rng.uniform(np.log(mcap_lo), np.log(mcap_hi), n)
     size_rank = (log_mcap0 - log_mcap0.min()) / (np.ptp(log_mcap0) or 1.0)  # 0 smallest, 1 largest
     price0 = np.exp(rng.uniform(np.log(10), np.log(300), n))
     shares_out = np.exp(log_mcap0) / price0
@@ -286,17 +239,15 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
     sue = np.clip((eps_actual - consensus[:, :, -1]) / eps_std, -4, 4)
     n_analysts = np.clip(np.round(3 + 25 * size_rank + rng.normal(0, 3, n)), 1, 40).astype(int)
 
-    def impulses_at(idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """Scatter (symbol, k) impulses onto the (day, symbol) grid; events off the grid drop out."""
-        grid = np.zeros((t_days, n))
-        sym = np.broadcast_to(np.arange(n).reshape((n,) + (1,) * (idx.ndim - 1)), idx.shape)
-        ok = (idx >= 0) & (idx < t_days)
-        np.add.at(grid, (idx[ok], sym[ok]), values[ok])
-        return grid
-
-    states["pead"] = _decay_filter(impulses_at(report_idx, sue), CHANNEL_DECAY["pead"])
+    covered = _analyst_coverage(config, size_rank)  # only covered names have consensus, hence SUE
+    sue_seen = sue if covered.all() else sue * covered[:, None]
+    states["pead"] = _decay_filter(impulses_at(report_idx, sue_seen, t_days), config.decay("pead"))
     rev_z = np.diff(consensus, axis=2) / eps_std[:, :, None]
-    states["revision"] = _decay_filter(impulses_at(snap_idx[:, :, 1:], rev_z), CHANNEL_DECAY["revision"])
+    if not covered.all():
+        rev_z = rev_z * covered[:, None, None]
+    states["revision"] = _decay_filter(
+        impulses_at(snap_idx[:, :, 1:], rev_z, t_days), config.decay("revision")
+    )
 
     # balance sheet and accruals
     mcap0 = np.exp(log_mcap0)
@@ -311,8 +262,8 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
     revenue = (
         np.abs(eps_trend) * shares_out[:, None] / margin[:, None] * np.exp(rng.normal(0, 0.05, (n, n_q)))
     )
-    acc_update = impulses_at(report_idx, np.ones_like(accrual_ratio)) > 0
-    acc_val = impulses_at(report_idx, -accrual_ratio)
+    acc_update = impulses_at(report_idx, np.ones_like(accrual_ratio), t_days) > 0
+    acc_val = impulses_at(report_idx, -accrual_ratio, t_days)
     last = _ffill_index(acc_update)
     states["accruals"] = np.where(last >= 0, acc_val[np.maximum(last, 0), np.arange(n)[None, :]], 0.0)
 
@@ -336,6 +287,8 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
     n_settle = len(settle_idx)
     si_mean = np.log(rng.uniform(0.01, 0.08, n))
     si_log = si_mean[None, :] + _ar1(rng, (n_settle, n), 0.85, 0.45)
+    if config.short_interest_jump_rate > 0:
+        si_log = si_log + _short_interest_jumps(config, (n_settle, n))
     si_ratio = np.clip(np.exp(si_log), 0.001, 0.4)
     pub_grid = np.zeros((t_days, n), dtype=bool)
     si_on_grid = np.zeros((t_days, n))
@@ -349,11 +302,11 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
     states["short_interest_iv"] = -_relu(si_z - 0.25) * _relu(0.5 - cp_smooth)
 
     # insider trades: scattered buys and sells plus occasional clusters of buys
-    buys = (rng.random((t_days, n)) < 1 / 150).astype(np.int16)
-    cluster_start = rng.random((t_days, n)) < 1 / 700
+    buys = (rng.random((t_days, n)) < config.insider_rate / 150).astype(np.int16)
+    cluster_start = rng.random((t_days, n)) < config.insider_rate / 700
     for lag in (0, 2, 5):
         buys[lag:] += cluster_start[: t_days - lag]
-    sells = (rng.random((t_days, n)) < 1 / 45).astype(np.int16)
+    sells = (rng.random((t_days, n)) < config.insider_rate / 45).astype(np.int16)
     buys = buys * live.astype(np.int16)
     sells = sells * live.astype(np.int16)
     filing_lag_buy = rng.choice(np.array([1, 2, 3], dtype=np.int8), size=(t_days, n), p=[0.25, 0.6, 0.15])
@@ -364,11 +317,13 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
         buy_filings[lag:] += sel[: t_days - lag]
     trailing = np.cumsum(buy_filings, axis=0)
     trailing = trailing - np.vstack([np.zeros((30, n)), trailing[:-30]])
-    states["insider_cluster"] = _decay_filter(buy_filings * (trailing >= 2), CHANNEL_DECAY["insider_cluster"])
+    states["insider_cluster"] = _decay_filter(buy_filings * (trailing >= 2), config.decay("insider_cluster"))
 
     # ETF flows: per sector ETF, pressure then reversal on the members
     etf_names = [s[1] for s in SECTORS]
     flow_z = _ar1(rng, (t_days, n_sec + 1), 0.2, 1.0)
+    if config.flow_tail_df > 0:
+        flow_z = flow_z * _student_t_scale(config, flow_z.shape)
     fast = _decay_filter(flow_z, 0.5)
     slow = _decay_filter(flow_z, 0.97)
     flow_state = fast - 0.06 * slow
@@ -380,26 +335,44 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
     # order imbalance: observed daily in prices, continues for about a day
     oi_latent = _ar1(rng, (t_days, n), 0.0, 0.45)  # unpredictable itself: only the planted channel predicts
     order_imbalance = np.tanh(oi_latent)
-    states["order_imbalance"] = _decay_filter(order_imbalance, CHANNEL_DECAY["order_imbalance"])
+    states["order_imbalance"] = _decay_filter(order_imbalance, config.decay("order_imbalance"))
+    planted = config.channel_strength
+    if "profitability" in planted:
+        seen = np.where(report_idx >= listed[:, None], report_idx, -1)  # reports published while listed
+        states["profitability"] = profitability_state(seen, net_income, book_equity, live)
+    if "insider_net_90d" in planted:
+        sell_filings = np.zeros((t_days, n))
+        for lag in (1, 2, 3):
+            sel = sells * (filing_lag_sell == lag)
+            sell_filings[lag:] += sel[: t_days - lag]
+        states["insider_net_90d"] = insider_net_state(buy_filings, sell_filings)
+    if "short_interest_tail" in planted:
+        states["short_interest_tail"] = short_interest_tail_state(si_z)
+    if "flow_shock_reversal" in planted:
+        states["flow_shock_reversal"] = flow_shock_state(
+            flow_z[:, :n_sec], sector_of, config.decay("flow_shock_reversal")
+        )
     log("exogenous channels built")
 
     # --- channel weights ----------------------------------------------------------------------
-    strength = np.array([config.channel_strength[c] for c in CHANNEL_STRENGTH])
+    strength = np.array([config.channel_strength[c] for c in planted])
     strength = strength / np.sqrt((strength**2).sum())
-    target = dict(zip(CHANNEL_STRENGTH, strength * config.alpha_5d, strict=True))
+    target = dict(zip(planted, strength * config.alpha_5d, strict=True))
 
     def five_day(c: str) -> float:
-        d = CHANNEL_DECAY[c]
+        d = config.decay(c)
         return 5.0 if d == 1.0 else (1 - d**5) / (1 - d)
 
     weights_w: dict[str, float] = {}
+    states = {c: st for c, st in states.items() if c in planted}
     for c, st in states.items():
         weights_w[c] = target[c] / (five_day(c) * _pooled_sd(st, live))
-    rev_d = CHANNEL_DECAY["residual_reversal"]
-    weights_w["residual_reversal"] = -target["residual_reversal"] / (
+    rev_d = config.decay("residual_reversal")
+    weights_w["residual_reversal"] = -target.get("residual_reversal", 0.0) / (
         five_day("residual_reversal") / np.sqrt(1 - rev_d**2)
     )
-    weights_w["residual_momentum"] = target["residual_momentum"] / five_day("residual_momentum")
+    weights_w["residual_momentum"] = target.get("residual_momentum", 0.0) / five_day("residual_momentum")
+    weights_w["value"] = target.get("value", 0.0) / five_day("value")
     decay_idx = int(config.decay_fraction * t_days)
     alive = np.ones(t_days)
     alive[decay_idx:] = 0.0  # state at t >= decay_idx no longer moves returns of t+1
@@ -408,6 +381,9 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
     for c, st in states.items():
         gate = alive[:, None] if c == config.dying_channel else 1.0
         exo_mu += weights_w[c] * st * gate
+    tilt = _alpha_tilt(config, size_rank)  # None: the same alpha per unit of state for every name
+    if tilt is not None:
+        exo_mu *= tilt[None, :]
     log("channel weights set")
 
     # --- the day loop: momentum and reversal depend on realized returns --------------------------
@@ -419,16 +395,32 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
     cum_resid = np.zeros((t_days, n))
     x_rev = np.zeros(n)
     running = np.zeros(n)
+    value = (
+        _ValueChannel(t_days, report_idx, listed, book_equity, shares_out, price0)
+        if "value" in planted
+        else None
+    )
+    value_w = weights_w["value"] * (1.0 if tilt is None else tilt)
     for t in range(t_days):
         mu = np.zeros(n)
         if t > 0:
-            mu = (
-                exo_mu[t - 1]
-                + weights_w["residual_reversal"] * x_rev
-                + weights_w["residual_momentum"] * mom_state[t - 1]
-            )
+            if tilt is None:
+                mu = (
+                    exo_mu[t - 1]
+                    + weights_w["residual_reversal"] * x_rev
+                    + weights_w["residual_momentum"] * mom_state[t - 1]
+                )
+            else:
+                loop_mu = (
+                    weights_w["residual_reversal"] * x_rev + weights_w["residual_momentum"] * mom_state[t - 1]
+                )
+                mu = exo_mu[t - 1] + tilt * loop_mu
+            if value is not None:
+                mu = mu + value_w * value.state[t - 1]
         resid = mu + vol[t] * shocks[t] + oi_impact * order_imbalance[t]
         returns[t] = factor_ret[t] + resid
+        if value is not None:
+            value.update(t, returns[t], live[t])
         x_rev = rev_d * x_rev + resid / idio_sd
         rev_state[t] = x_rev
         running = running + np.where(live[t], resid, 0.0)
@@ -444,6 +436,8 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
     # --- oracle: per-channel 5-day contributions, gathered on live (symbol, date) cells -----------
     states["residual_reversal"] = rev_state
     states["residual_momentum"] = mom_state
+    if value is not None:
+        states["value"] = value.state
     ii, tt = np.nonzero(live.T)  # symbol-major: rows come out sorted by (symbol, date)
     oracle = pd.DataFrame(
         {
@@ -452,15 +446,22 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
             "er_1d": exo_mu[tt, ii],
         }
     )
-    oracle["er_1d"] += weights_w["residual_reversal"] * rev_state[tt, ii]
-    oracle["er_1d"] += weights_w["residual_momentum"] * mom_state[tt, ii]
+    loop_channels = [c for c in ("residual_reversal", "residual_momentum", "value") if c in planted]
+    for c in loop_channels:
+        w = weights_w[c] if tilt is None else weights_w[c] * tilt[ii]
+        oracle["er_1d"] += w * states[c][tt, ii]
     er_5d = np.zeros(len(oracle))
-    for c in CHANNEL_STRENGTH:
+    for c in planted:
         gate = alive[tt] if c == config.dying_channel else 1.0
         contribution = weights_w[c] * five_day(c) * states[c][tt, ii] * gate
+        if tilt is not None:
+            contribution = contribution * tilt[ii]
         oracle[f"ch_{c}"] = contribution
         er_5d += contribution
     oracle.insert(3, "er_5d", er_5d)
+    if config.alpha_5d == 0:  # no alpha: exactly +0.0 everywhere (no -0.0 from negative weights)
+        for col in oracle.columns[2:]:
+            oracle[col] = 0.0
     del states, exo_mu, rev_state, mom_state, cum_resid, shocks, contribution
 
     # --- prices and microstructure -----------------------------------------------------------
@@ -480,8 +481,12 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
     volume = np.round(
         adv_shares[None, :] * np.exp(rng.normal(0, 0.35, (t_days, n))) * (0.7 + 0.3 * surprise_vol)
     )
-    spread_bps = np.exp(np.log(30) + (np.log(2) - np.log(30)) * size_rank)[None, :]
-    spread_bps = np.clip(spread_bps * np.sqrt(h) ** 0.5 * np.exp(rng.normal(0, 0.15, (t_days, n))), 1.0, 80.0)
+    sp_small, sp_large = config.spread_bps_range
+    spread_bps = np.exp(np.log(sp_small) + (np.log(sp_large) - np.log(sp_small)) * size_rank)[None, :]
+    spread_floor = min(1.0, sp_large / 2)
+    spread_bps = np.clip(
+        spread_bps * np.sqrt(h) ** 0.5 * np.exp(rng.normal(0, 0.15, (t_days, n))), spread_floor, 80.0
+    )
 
     # --- ETFs: cap-weighted members, with a little tracking noise -------------------------------
     mcap = close * shares_out[None, :] * live
@@ -542,6 +547,7 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
             "consensus": consensus,
             "eps_std": np.broadcast_to(eps_std[:, :, None], consensus.shape),
             "n_analysts": n_analysts,
+            "covered": covered,
         },
         short_interest={
             "settle_idx": settle_idx,
@@ -560,6 +566,8 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
         },
         etf={"close": etf_close, "volume": etf_volume, "net_flow_usd": net_flow_usd},
         rng=rng,
+        tables=config.tables,
+        price_columns=config.price_columns,
     )
 
     regimes = pd.DataFrame(
@@ -567,240 +575,22 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
     )
     meta = {
         "config": asdict(config),
-        "channels": list(CHANNEL_STRENGTH),
-        "channel_decay": CHANNEL_DECAY,
-        "channel_weights": {k: float(v) for k, v in weights_w.items()},
+        "scenario": config.scenario,
+        "channels": list(planted),
+        "channel_decay": {c: config.decay(c) for c in planted},
+        "channel_weights": {k: float(v) for k, v in weights_w.items() if k in planted},
         "dying_channel": config.dying_channel,
-        "decay_date": str(calendar[decay_idx].date()),
+        "decay_date": str(calendar[decay_idx].date()) if config.dying_channel else None,
         "decoy_fields": list(DECOY_FIELDS),
         "market_etf": MARKET_ETF,
+        "tables_written": sorted(tables),
         "er_definition": "er_5d: expected sum of returns over t+1..t+5 given information at the close of t",
     }
+    if config.alpha_5d == 0:
+        meta["zero_alpha"] = "er_1d, er_5d and every ch_ column are exactly 0: returns hold no planted alpha"
+    if not covered.all():
+        meta["analyst_coverage"] = float(covered.mean())
     return Market(tables=tables, oracle=oracle, regimes=regimes, meta=meta)
-
-
-def _assemble_tables(
-    *,
-    calendar,
-    symbols,
-    live,
-    listed,
-    delisted,
-    sector_of,
-    industry_of,
-    etf_names,
-    prices,
-    fundamentals,
-    estimates,
-    short_interest,
-    options,
-    insider,
-    etf,
-    rng,
-) -> dict[str, pd.DataFrame]:
-    """Turn simulated matrices into long contract tables, dropping anything outside a listing."""
-    t_days, n = live.shape
-    dates = calendar.values.astype("datetime64[D]")
-    last_day = t_days - 1
-
-    securities = pd.DataFrame(
-        {
-            "symbol": symbols,
-            "name": [f"Synthetic Corp {s[1:]}" for s in symbols],
-            "sector": [SECTORS[s][0] for s in sector_of],
-            "industry": industry_of,
-            "etf": [etf_names[s] for s in sector_of],
-            "listed_date": dates[listed],
-            "delisted_date": [dates[d] if d < last_day else None for d in delisted],
-        }
-    )
-
-    pii, ptt = np.nonzero(live.T)  # symbol-major, so the big tables need no sort
-    sym_codes = pd.Categorical.from_codes(pii, categories=symbols)
-    price_frame = pd.DataFrame({"date": dates[ptt], "symbol": sym_codes})
-    for col in ("open", "high", "low", "close", "vwap"):
-        price_frame[col] = np.round(prices[col][ptt, pii], 4)
-    price_frame["volume"] = prices["volume"][ptt, pii]
-    price_frame["spread_bps"] = np.round(prices["spread_bps"][ptt, pii], 3)
-    price_frame["order_imbalance"] = np.round(prices["order_imbalance"][ptt, pii], 5)
-    # rounding may push open/close/vwap a hair outside the range: widen the range, never the prices
-    high_col, low_col = price_frame["high"].to_numpy().copy(), price_frame["low"].to_numpy().copy()
-    for col in ("open", "close", "vwap"):
-        np.maximum(high_col, price_frame[col].to_numpy(), out=high_col)
-        np.minimum(low_col, price_frame[col].to_numpy(), out=low_col)
-    price_frame["high"], price_frame["low"] = high_col, low_col
-
-    def visible(day: np.ndarray, sym: np.ndarray) -> np.ndarray:
-        return (day >= 0) & (day < t_days) & (day >= listed[sym]) & (day <= delisted[sym])
-
-    # fundamentals
-    n_q = fundamentals["report_idx"].shape[1]
-    ii, qq = np.meshgrid(np.arange(n), np.arange(n_q), indexing="ij")
-    ridx = fundamentals["report_idx"]
-    # reports from before the sample are public history for names listed from the start
-    keep = visible(ridx, ii) | ((ridx == -1) & (listed[ii] == 0))
-    fund = pd.DataFrame(
-        {
-            "symbol": symbols[ii[keep]],
-            "period_end": fundamentals["q_ends"].values.astype("datetime64[D]")[qq[keep]],
-            "report_date": fundamentals["report_dates"][keep],
-        }
-    )
-    for col in (
-        "eps",
-        "revenue",
-        "net_income",
-        "operating_cash_flow",
-        "total_assets",
-        "total_liabilities",
-        "book_equity",
-        "shares_outstanding",
-    ):
-        fund[col] = np.round(np.asarray(fundamentals[col])[keep], 4)
-
-    # estimates
-    sidx = estimates["snap_idx"]
-    i3 = np.broadcast_to(np.arange(n)[:, None, None], sidx.shape)
-    q3 = np.broadcast_to(np.arange(n_q)[None, :, None], sidx.shape)
-    keep = visible(sidx, i3)
-    est = pd.DataFrame(
-        {
-            "symbol": symbols[i3[keep]],
-            "period_end": fundamentals["q_ends"].values.astype("datetime64[D]")[q3[keep]],
-            "as_of_date": dates[np.clip(sidx[keep], 0, last_day)],
-            "consensus_eps": np.round(estimates["consensus"][keep], 4),
-            "eps_std": np.round(estimates["eps_std"][keep], 4),
-            "n_analysts": estimates["n_analysts"][i3[keep]].astype("int64"),
-        }
-    )
-
-    # short interest
-    si = short_interest
-    kk, ii = np.meshgrid(np.arange(len(si["settle_idx"])), np.arange(n), indexing="ij")
-    settle = si["settle_idx"][kk]
-    publish = si["publish_idx"][kk]
-    keep = visible(publish, ii) & (settle >= listed[ii])
-    vol_cum = np.cumsum(np.vstack([np.zeros((1, n)), si["volume"]]), axis=0)
-    start = np.maximum(settle - 19, 0)
-    adv = (vol_cum[settle + 1, ii] - vol_cum[start, ii]) / (settle + 1 - start)
-    short = pd.DataFrame(
-        {
-            "symbol": symbols[ii[keep]],
-            "settlement_date": dates[settle[keep]],
-            "publish_date": dates[np.minimum(publish[keep], last_day)],
-            "shares_short": np.round(si["si_ratio"][kk, ii][keep] * si["shares_out"][ii[keep]]),
-            "avg_daily_volume": np.round(adv[keep]),
-        }
-    )
-
-    options_iv = pd.DataFrame(
-        {
-            "date": dates[ptt],
-            "symbol": sym_codes,
-            "iv_call_30d": np.round(options["iv_call"][ptt, pii], 5),
-            "iv_put_30d": np.round(options["iv_put"][ptt, pii], 5),
-        }
-    )
-
-    # insider trades: one row per trade
-    frames = []
-    for side, counts, lags in (
-        ("B", insider["buys"], insider["lag_buy"]),
-        ("S", insider["sells"], insider["lag_sell"]),
-    ):
-        tt, ii = np.nonzero(counts)
-        reps = counts[tt, ii]
-        tt, ii = np.repeat(tt, reps), np.repeat(ii, reps)
-        filing = tt + lags[tt, ii]
-        keep = visible(filing, ii)
-        tt, ii, filing = tt[keep], ii[keep], filing[keep]
-        frames.append(
-            pd.DataFrame(
-                {
-                    "symbol": symbols[ii],
-                    "trade_date": dates[tt],
-                    "filing_date": dates[filing],
-                    "shares": np.round(np.exp(rng.normal(np.log(20000), 1.0, len(tt)))),
-                    "price": np.round(insider["close"][tt, ii], 4),
-                    "side": side,
-                }
-            )
-        )
-    insider_trades = pd.concat(frames, ignore_index=True)
-
-    all_etfs = list(etf_names) + [MARKET_ETF]
-    tt, ee = np.meshgrid(np.arange(t_days), np.arange(len(all_etfs)), indexing="ij")
-    etf_prices = pd.DataFrame(
-        {
-            "date": dates[tt.ravel()],
-            "etf": np.array(all_etfs)[ee.ravel()],
-            "close": np.round(etf["close"].ravel(), 4),
-            "volume": etf["volume"].ravel(),
-        }
-    )
-    etf_flows = pd.DataFrame(
-        {
-            "date": dates[tt.ravel()],
-            "etf": np.array(all_etfs)[ee.ravel()],
-            "net_flow_usd": np.round(etf["net_flow_usd"].ravel(), 0),
-        }
-    )
-
-    out = {
-        "securities": securities,
-        "prices": price_frame,
-        "etf_prices": etf_prices,
-        "etf_flows": etf_flows,
-        "fundamentals": fund,
-        "estimates": est,
-        "short_interest": short,
-        "options_iv": options_iv,
-        "insider_trades": insider_trades,
-    }
-    presorted = {"prices", "options_iv"}
-    for name, frame in out.items():
-        table = TABLES[name]
-        if name in presorted:
-            out[name] = frame[list(table.columns)]
-            continue
-        sort_cols = list(table.key) or [
-            c for c in frame.columns if c in ("symbol", "trade_date", "filing_date", "side")
-        ]
-        out[name] = frame[list(table.columns)].sort_values(sort_cols, kind="stable").reset_index(drop=True)
-    return out
-
-
-# ----------------------------------------------------------------------------------------------
-# writing
-
-
-def _arrow_schema(name: str) -> pa.Schema:
-    types = {
-        "date": pa.date32(),
-        "str": pa.string(),
-        "float": pa.float64(),
-        "int": pa.int64(),
-        "side": pa.string(),
-    }
-    return pa.schema([(c, types[t]) for c, t in TABLES[name].columns.items()])
-
-
-def to_arrow(name: str, frame: pd.DataFrame) -> pa.Table:
-    """A contract table as Arrow with the contract's exact types (dates as date32)."""
-    schema = _arrow_schema(name)
-    arrays = []
-    for fld in schema:
-        col = frame[fld.name]
-        if pa.types.is_date32(fld.type):
-            values = pd.to_datetime(col).to_numpy().astype("datetime64[D]")
-            arrays.append(pa.array(values, type=pa.date32(), from_pandas=True))
-        else:
-            arrays.append(pa.array(col, type=fld.type, from_pandas=True))
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    pq.write_table(table, path, compression="zstd", write_statistics=True, store_schema=False)
 
 
 def write_market(config: MarketConfig, raw_dir: Path, log: Callable[[str], None] | None = None) -> str:
@@ -841,6 +631,6 @@ def write_market(config: MarketConfig, raw_dir: Path, log: Callable[[str], None]
     prices = market.tables["prices"]
     first, last = (pd.Timestamp(prices["date"].min()).date(), pd.Timestamp(prices["date"].max()).date())
     return (
-        f"{config.n_symbols} symbols x {config.n_days} days ({first}..{last}), "
+        f"scenario {config.scenario}: {config.n_symbols} symbols x {config.n_days} days ({first}..{last}), "
         f"{len(prices):,} price rows to {raw_dir} and the oracle to {oracle_dir}"
     )
