@@ -19,14 +19,12 @@ with GARCH-like volatility clustering and a calm/stressed regime chain.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from ml.contract import MARKET_ETF
 from ml.data.channels import (
@@ -38,12 +36,10 @@ from ml.data.channels import (
     _pooled_sd,
     _relu,
     flow_shock_state,
-    held_since_report,
     impulses_at,
     insider_net_state,
     profitability_state,
     short_interest_tail_state,
-    value_zscore,
 )
 from ml.data.market_config import (
     CHANNEL_DECAY,
@@ -54,7 +50,14 @@ from ml.data.market_config import (
     Market,
     MarketConfig,
 )
-from ml.data.market_tables import _assemble_tables, _write_parquet, to_arrow
+from ml.data.market_tables import _assemble_tables, to_arrow, write_market_files
+from ml.data.scenario_knobs import (
+    _alpha_tilt,
+    _analyst_coverage,
+    _short_interest_jumps,
+    _student_t_scale,
+    _ValueChannel,
+)
 
 __all__ = [
     "CHANNEL_DECAY",
@@ -68,68 +71,6 @@ __all__ = [
     "to_arrow",
     "write_market",
 ]
-
-
-# ----------------------------------------------------------------------------------------------
-# scenario helpers: their random numbers come from a second stream, so the default stream never moves
-
-
-def _extra_rng(config: MarketConfig, purpose: int) -> np.random.Generator:
-    return np.random.default_rng([config.seed, 7919, purpose])
-
-
-def _analyst_coverage(config: MarketConfig, size_rank: np.ndarray) -> np.ndarray:
-    """Which names analysts cover: all by default, else a size-tilted random subset of that fraction."""
-    n = len(size_rank)
-    if config.analyst_coverage >= 1:
-        return np.ones(n, dtype=bool)
-    k = max(1, int(round(config.analyst_coverage * n)))
-    p = (0.25 + size_rank) / (0.25 + size_rank).sum()
-    covered = np.zeros(n, dtype=bool)
-    covered[_extra_rng(config, 1).choice(n, size=k, replace=False, p=p)] = True
-    return covered
-
-
-def _short_interest_jumps(config: MarketConfig, shape: tuple[int, int]) -> np.ndarray:
-    """Rare, heavy-tailed (Student-t, 2 df) jumps in log short interest that fade like the level."""
-    rng = _extra_rng(config, 2)
-    jumps = rng.standard_t(2, shape) * 0.4 * (rng.random(shape) < config.short_interest_jump_rate)
-    return _decay_filter(jumps, 0.85)
-
-
-def _student_t_scale(config: MarketConfig, shape: tuple[int, int]) -> np.ndarray:
-    """Per-cell scale that turns Gaussian draws into Student-t ones (variance mixing), unit variance."""
-    df = config.flow_tail_df
-    chi2 = _extra_rng(config, 3).chisquare(df, shape)
-    scale = np.sqrt(df / chi2)
-    return scale * np.sqrt((df - 2) / df) if df > 2 else scale / np.sqrt(3.0)
-
-
-def _alpha_tilt(config: MarketConfig, size_rank: np.ndarray) -> np.ndarray | None:
-    """Per-name alpha multiplier (mean 1) that favours small names, or None for a flat alpha."""
-    if config.small_cap_alpha_tilt == 0:
-        return None
-    m = np.exp(config.small_cap_alpha_tilt * (0.5 - size_rank))
-    return m / m.mean()
-
-
-class _ValueChannel:
-    """Book-to-market with today's close, z-scored across live names; updated inside the day loop.
-
-    Book equity counts from its report date and only for reports published while the name is listed
-    (the ones in the fundamentals table); the price is the day's close, so the state is known at t.
-    """
-
-    def __init__(self, t_days, report_idx, listed, book_equity, shares_out, price0) -> None:
-        seen = np.where(report_idx >= listed[:, None], report_idx, -1)
-        self.log_book = held_since_report(seen, np.log(np.maximum(book_equity, 1.0)), t_days)
-        self.log_shares = np.log(shares_out)
-        self.log_price = np.log(price0).copy()
-        self.state = np.zeros((t_days, len(shares_out)))
-
-    def update(self, t: int, returns: np.ndarray, live: np.ndarray) -> None:
-        self.log_price += np.log1p(np.clip(returns, -0.6, 1.5))
-        self.state[t] = value_zscore(self.log_book[t], self.log_shares, self.log_price, live)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -595,42 +536,12 @@ def generate_market(config: MarketConfig, log: Callable[[str], None] | None = No
 
 def write_market(config: MarketConfig, raw_dir: Path, log: Callable[[str], None] | None = None) -> str:
     """Generate the market and write raw/ and oracle/ (beside raw/) atomically."""
-    import shutil
-    import tempfile
-
-    log = log or (lambda _m: None)
     market = generate_market(config, log=log)
     raw_dir = Path(raw_dir)
-    oracle_dir = raw_dir.parent / "oracle"
-    raw_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".aurora-generate-", dir=raw_dir.parent))
-    try:
-        (staging / "raw").mkdir()
-        (staging / "oracle").mkdir()
-        for name, frame in market.tables.items():
-            _write_parquet(to_arrow(name, frame), staging / "raw" / f"{name}.parquet")
-        (staging / "raw" / "_source.json").write_text(
-            json.dumps({"source": "synthetic", "seed": config.seed}, indent=2, sort_keys=True) + "\n"
-        )
-        for frame, name in ((market.oracle, "expected_returns"), (market.regimes, "regimes")):
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            table = table.set_column(0, "date", table.column("date").cast(pa.date32()))
-            if "symbol" in frame:
-                table = table.set_column(1, "symbol", table.column("symbol").cast(pa.string()))
-            _write_parquet(table.replace_schema_metadata(None), staging / "oracle" / f"{name}.parquet")
-        (staging / "oracle" / "meta.json").write_text(
-            json.dumps(market.meta, indent=2, sort_keys=True) + "\n"
-        )
-        for target, built in ((raw_dir, staging / "raw"), (oracle_dir, staging / "oracle")):
-            backup = staging / f"old-{target.name}"
-            if target.exists():
-                target.rename(backup)
-            built.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    write_market_files(market, raw_dir, seed=config.seed)
     prices = market.tables["prices"]
     first, last = (pd.Timestamp(prices["date"].min()).date(), pd.Timestamp(prices["date"].max()).date())
     return (
         f"scenario {config.scenario}: {config.n_symbols} symbols x {config.n_days} days ({first}..{last}), "
-        f"{len(prices):,} price rows to {raw_dir} and the oracle to {oracle_dir}"
+        f"{len(prices):,} price rows to {raw_dir} and the oracle to {raw_dir.parent / 'oracle'}"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -250,3 +251,38 @@ def to_arrow(name: str, frame: pd.DataFrame) -> pa.Table:
 
 def _write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="zstd", write_statistics=True, store_schema=False)
+
+
+def write_market_files(market, raw_dir: Path, seed: int) -> None:
+    """Write a generated market's raw/ and oracle/ (beside raw/) atomically: staged, then swapped in."""
+    import shutil
+    import tempfile
+
+    raw_dir = Path(raw_dir)
+    oracle_dir = raw_dir.parent / "oracle"
+    raw_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".aurora-generate-", dir=raw_dir.parent))
+    try:
+        (staging / "raw").mkdir()
+        (staging / "oracle").mkdir()
+        for name, frame in market.tables.items():
+            _write_parquet(to_arrow(name, frame), staging / "raw" / f"{name}.parquet")
+        (staging / "raw" / "_source.json").write_text(
+            json.dumps({"source": "synthetic", "seed": seed}, indent=2, sort_keys=True) + "\n"
+        )
+        for frame, name in ((market.oracle, "expected_returns"), (market.regimes, "regimes")):
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            table = table.set_column(0, "date", table.column("date").cast(pa.date32()))
+            if "symbol" in frame:
+                table = table.set_column(1, "symbol", table.column("symbol").cast(pa.string()))
+            _write_parquet(table.replace_schema_metadata(None), staging / "oracle" / f"{name}.parquet")
+        (staging / "oracle" / "meta.json").write_text(
+            json.dumps(market.meta, indent=2, sort_keys=True) + "\n"
+        )
+        for target, built in ((raw_dir, staging / "raw"), (oracle_dir, staging / "oracle")):
+            backup = staging / f"old-{target.name}"
+            if target.exists():
+                target.rename(backup)
+            built.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
