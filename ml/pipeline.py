@@ -56,13 +56,15 @@ def build_feature_layer(paths: DataPaths, log: Log = print, select: str | None =
 
 
 def load_training_frames(paths: DataPaths, log: Log = print) -> dict:
-    """Point-in-time view frames (+ labels) from Feast's offline store (get_historical_features)."""
+    """Point-in-time view frames (+ labels) from Feast's offline store (get_historical_features),
+    without the columns the quality gate quarantined (`quality.quarantine`)."""
     from ml import feature_store, training
+    from ml.data import quarantine
 
     started = time.perf_counter()
     log("training frame from the Feast offline store (get_historical_features, point-in-time)")
     wide = feature_store.training_frame(paths, feature_store.entity_frame(paths), with_labels=True, log=log)
-    frames = training.frames_from_wide(wide)
+    frames = quarantine.drop_from_frames(training.frames_from_wide(wide), paths, log=log)
     log(f"training frame ready in {time.perf_counter() - started:.1f}s: views {', '.join(sorted(frames))}")
     return frames
 

@@ -61,8 +61,13 @@ def batch_ensemble_weights(paths: DataPaths, day: pd.Timestamp, method: str) -> 
 def serving_weights(paths: DataPaths, day: pd.Timestamp, method: str, log: Log = print) -> dict[str, float]:
     """The weights today's scores are combined with: the batch ensemble's latest weights (the stacked
     meta-model's, with promotions applied) over the models the lifecycle allows today; the lifecycle
-    multipliers alone when the batch ensemble has not run."""
+    multipliers alone when the batch ensemble has not run. Models that use a quarantined feature
+    column (`quality.quarantine`) are left out."""
+    from ml.data import quarantine
+
     usable = usable_models(paths, day)
+    for model_id in quarantine.exclude_models(paths, usable, log=log):  # they need a quarantined column
+        usable.pop(model_id)
     batch = {m: w for m, w in batch_ensemble_weights(paths, day, method).items() if m in usable}
     if batch:
         log(f"[publish] {method} ensemble weights of the latest batch day over {len(batch)} models")

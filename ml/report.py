@@ -108,6 +108,9 @@ def build_report(paths: DataPaths) -> dict[str, Any]:
     if saved.exists():
         report.update(json.loads(saved.read_text()))
     report["data"] = describe_data(paths)
+    from ml.data import quarantine
+
+    report["quarantined_features"] = quarantine.report_lines(paths)  # the latest build's, from the warehouse
     if report.get("oracle_rank_ic") is None:
         report["oracle_rank_ic"] = oracle_rank_ic(paths)
     return report
@@ -126,6 +129,10 @@ def render_report(report: dict[str, Any]) -> str:
                      f"{freshness['business_days_behind']} business days behind {freshness['today']} "
                      f"(limit {freshness['limit']}); today's signals were "
                      f"{'published anyway (--allow-stale)' if report.get('published_date') else 'not published'}")
+    quarantined = report.get("quarantined_features") or []
+    if quarantined:
+        lines.append(f"  quarantined features ({len(quarantined)}; left out of training and serving):")
+        lines += [f"    - {line}" for line in quarantined]
     for key in REPORT_KEYS:
         value = report.get(key)
         if isinstance(value, float):
