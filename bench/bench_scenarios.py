@@ -1,0 +1,300 @@
+"""The scenario bench: the whole pipeline (`aurora run`) on markets Aurora was not tuned on.
+
+Each scenario is a synthetic market from a different data-generating process (`aurora generate
+--scenario NAME`, see docs/scenarios.md), plus the real 20-stock panel (skfolio's daily closes,
+1990-2022, ingested with `aurora ingest`). For each, in its own data directory, the bench runs
+`aurora run` as a user would and reads back what the run wrote:
+
+- OOS rank IC of the traded ensemble, and its share of the oracle's rank IC (synthetic markets with
+  alpha only; `no_alpha` has none);
+- the best single model picked walk-forward (`best_trailing`: each month, the model with the best
+  trailing IC so far), never the hindsight best;
+- a plain baseline: the textbook 5-day reversal through a book that trades 5% of the way to its
+  dollar-neutral rank target each day, with the policy's own cost model, over the policy's dates;
+- Sharpe gross and net, the oracle's expected returns through the same policy, max drawdown,
+  monthly turnover (share of the book), mean gross exposure, models active and retired, runtime.
+
+Usage:
+    python bench/bench_scenarios.py [--scenarios default,price_only,...] [--fast] [--work DIR]
+                                    [--json OUT] [--markdown OUT]
+`--fast` runs every scenario at a small size with the small test zoo (what `make test` runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ml import policy as pol  # noqa: E402
+from ml.backtest import market_panel  # noqa: E402
+from ml.baselines import baseline_metrics, plain_book_from_config, reversal_5d  # noqa: E402
+from ml.metrics import daily_ic  # noqa: E402
+
+REAL = "real_sp20"
+SCENARIOS = ("default", "price_only", "sparse", "slow", "no_alpha", "wide", REAL)
+FAST_SIZE = {"symbols": 40, "days": 420}
+FAST_REAL_START = "2020-06-01"
+FAST_ZOO = ROOT / "tests" / "fixtures" / "zoo_small.yaml"
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    data_dir: Path
+    returncode: int
+    seconds: float
+    log_tail: str
+
+
+def _env(data_dir: Path, fast: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["AURORA_DATA_DIR"] = str(data_dir)
+    if fast:
+        env["AURORA_ZOO_CONFIG"] = str(FAST_ZOO)
+    return env
+
+
+def _aurora(data_dir: Path, fast: bool, *args: str, timeout: float = 7200) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=ROOT, env=_env(data_dir, fast),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def prepare(scenario: str, data_dir: Path, fast: bool, seed: int | None = None) -> None:
+    """Write the scenario's raw data (and oracle) into a fresh `data_dir`."""
+    if (data_dir / "raw" / "prices.parquet").exists():
+        return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if scenario == REAL:
+        from ml.data.sample_panels import write_sp20_inputs
+
+        files = write_sp20_inputs(data_dir / "inputs", start=FAST_REAL_START if fast else None)
+        done = _aurora(data_dir, fast, "ingest", "--prices", str(files["prices"]), "--securities",
+                       str(files["securities"]))
+    else:
+        args = ["generate", "--scenario", scenario]
+        if fast:
+            args += ["--symbols", str(FAST_SIZE["symbols"]), "--days", str(FAST_SIZE["days"])]
+        if seed is not None:
+            args += ["--seed", str(seed)]
+        done = _aurora(data_dir, fast, *args)
+    if done.returncode != 0:
+        raise RuntimeError(f"preparing {scenario} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+
+
+def run(scenario: str, data_dir: Path, fast: bool, no_prefect: bool = False) -> Outcome:
+    """`aurora run` on the data directory, timed; the log goes to `data_dir/run.log`."""
+    started = time.perf_counter()
+    args = ["run", "--no-prefect"] if no_prefect else ["run"]
+    done = _aurora(data_dir, fast, *args)
+    seconds = time.perf_counter() - started
+    (data_dir / "run.log").write_text(done.stdout + "\n--- stderr ---\n" + done.stderr)
+    tail = (done.stdout[-1500:] + "\n" + done.stderr[-1500:]).strip()
+    return Outcome(scenario, data_dir, done.returncode, seconds, tail)
+
+
+def _num(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return out
+
+
+def collect(outcome: Outcome) -> dict[str, Any]:
+    """One row of the scenario table, read from what the run wrote."""
+    data_dir = outcome.data_dir
+    row: dict[str, Any] = {"scenario": outcome.scenario, "ok": outcome.returncode == 0,
+                           "runtime_s": round(outcome.seconds, 1)}
+    report_file = data_dir / "artifacts" / "report.json"
+    report = json.loads(report_file.read_text()) if report_file.exists() else {}
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        comparison = con.execute("select * from ml.ensemble_comparison").df()
+        daily = con.execute("select * from ml.backtest_daily order by date").df()
+        quarantined = _quarantined(con)
+    raw = data_dir / "raw"
+    prices = pd.read_parquet(raw / "prices.parquet")
+    market = market_panel(prices, pd.read_parquet(raw / "securities.parquet"))
+    rows = comparison.set_index("name")
+    chosen = comparison.loc[comparison["chosen"].astype(bool), "name"]
+    chosen_name = str(chosen.iloc[0]) if len(chosen) else None
+    oracle_ic = _oracle_ic(data_dir, report)
+    rank_ic = _num(report.get("oos_rank_ic"))
+    walk_forward = comparison.loc[comparison["kind"] == "best_single_walk_forward", "rank_ic"]
+    oracle_row = rows.loc["oracle"] if "oracle" in rows.index else None
+    start = pd.to_datetime(daily["date"]).min() if len(daily) else None
+    costs, capital = plain_book_from_config(pol.load_config())
+    base = baseline_metrics(market, costs, capital, start_date=start)
+    row.update({
+        "symbols": int(prices["symbol"].nunique()),
+        "days": int(prices["date"].nunique()),
+        "backtest_days": int(len(daily)),
+        "rank_ic": rank_ic,
+        "oracle_rank_ic": oracle_ic,
+        "share_of_oracle": rank_ic / oracle_ic if oracle_ic and np.isfinite(oracle_ic) and oracle_ic > 0.005
+        else float("nan"),
+        "best_walk_forward_rank_ic": _num(walk_forward.iloc[0]) if len(walk_forward) else float("nan"),
+        "baseline_rank_ic": _baseline_ic(data_dir, market, daily),
+        "baseline_sharpe_net": _num(base.get("sharpe_net")),
+        "sharpe_gross": _num(report.get("sharpe_gross")),
+        "sharpe_net": _num(report.get("sharpe_net")),
+        "oracle_sharpe_net": _num(oracle_row["sharpe_net"]) if oracle_row is not None else float("nan"),
+        "max_drawdown": _num(report.get("max_drawdown")),
+        "turnover_monthly": _num(report.get("turnover_monthly")),
+        "gross_exposure": float(daily["gross_exposure"].mean()) if len(daily) else float("nan"),
+        "max_gross_exposure": float(daily["gross_exposure"].max()) if len(daily) else float("nan"),
+        "models_active": report.get("n_models_active"),
+        "models_retired": report.get("n_models_retired"),
+        "quarantined": len(quarantined),
+        "traded_ensemble": chosen_name,
+    })
+    return row
+
+
+def _quarantined(con) -> list[str]:
+    try:
+        frame = con.execute("select * from quality.quarantine").df()
+    except duckdb.Error:
+        return []
+    if frame.empty:
+        return []
+    if "run_id" in frame:
+        frame = frame[frame["run_id"] == frame.sort_values("run_at")["run_id"].iloc[-1]] if "run_at" in frame \
+            else frame
+    return sorted({f"{v}.{c}" for v, c in zip(frame["view"], frame["column_name"], strict=True)})
+
+
+def _oracle_ic(data_dir: Path, report: dict[str, Any]) -> float:
+    """The oracle's rank IC on the run's dates and label (from the report), when there is an oracle."""
+    if not (data_dir / "oracle" / "expected_returns.parquet").exists():
+        return float("nan")
+    er = pd.read_parquet(data_dir / "oracle" / "expected_returns.parquet", columns=["er_5d"])
+    if not np.any(er["er_5d"].to_numpy() != 0):  # a market with no alpha has no oracle to share
+        return float("nan")
+    return _num(report.get("oracle_rank_ic"))
+
+
+def _baseline_ic(data_dir: Path, market, daily: pd.DataFrame) -> float:
+    """Rank IC of the 5-day reversal against the ensemble's label over the backtest's dates."""
+    labels_file = data_dir / "features" / "labels.parquet"
+    if not labels_file.exists() or daily.empty:
+        return float("nan")
+    labels = pd.read_parquet(labels_file, columns=["symbol", "date", "fwd_ret_sn_5d"])
+    labels["date"] = pd.to_datetime(labels["date"])
+    score = market.long(reversal_5d(market), "reversal_5d").reset_index()
+    frame = score.merge(labels, on=["date", "symbol"])
+    frame = frame[frame["date"].isin(pd.to_datetime(daily["date"]))]
+    ic = daily_ic(frame, "reversal_5d", "fwd_ret_sn_5d")
+    return float(ic.mean()) if len(ic) else float("nan")
+
+
+# ------------------------------------------------------------------------------------------ output
+COLUMNS = (
+    ("scenario", "scenario", "{}"),
+    ("symbols", "names", "{}"),
+    ("days", "days", "{}"),
+    ("rank_ic", "OOS rank IC", "{:.4f}"),
+    ("share_of_oracle", "share of oracle", "{:.2f}"),
+    ("best_walk_forward_rank_ic", "best single (walk-fwd) IC", "{:.4f}"),
+    ("baseline_rank_ic", "baseline IC", "{:.4f}"),
+    ("sharpe_gross", "Sharpe gross", "{:.2f}"),
+    ("sharpe_net", "Sharpe net", "{:.2f}"),
+    ("baseline_sharpe_net", "baseline Sharpe net", "{:.2f}"),
+    ("oracle_sharpe_net", "oracle Sharpe net (same policy)", "{:.2f}"),
+    ("max_drawdown", "max DD", "{:.1%}"),
+    ("turnover_monthly", "turnover /month", "{:.2f}x"),
+    ("gross_exposure", "mean gross", "{:.2f}"),
+    ("models_active", "active", "{}"),
+    ("models_retired", "retired", "{}"),
+    ("quarantined", "quarantined cols", "{}"),
+    ("runtime_s", "runtime", "{:.0f} s"),
+)
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "—"
+    try:
+        return fmt.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    head = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
+    rule = "|" + "|".join("---" for _ in COLUMNS) + "|"
+    body = ["| " + " | ".join(_cell(r.get(key), fmt) if r.get("ok", True) or key in ("scenario", "runtime_s")
+                             else "failed" for key, _, fmt in COLUMNS) + " |" for r in rows]
+    return "\n".join([head, rule, *body])
+
+
+def machine() -> str:
+    return f"{platform.node()}: {os.cpu_count()} cpus, {platform.machine()}, python {platform.python_version()}"
+
+
+def bench(scenarios: list[str], work: Path, fast: bool, seed: int | None = None, no_prefect: bool = False,
+          log=print) -> list[dict[str, Any]]:
+    rows = []
+    for scenario in scenarios:
+        data_dir = work / scenario
+        log(f"[bench] {scenario}: preparing {data_dir}")
+        prepare(scenario, data_dir, fast, seed)
+        outcome = run(scenario, data_dir, fast, no_prefect)
+        if outcome.returncode != 0:
+            log(f"[bench] {scenario}: aurora run FAILED (exit {outcome.returncode}) after {outcome.seconds:.0f}s\n"
+                f"{outcome.log_tail}")
+            rows.append({"scenario": scenario, "ok": False, "runtime_s": round(outcome.seconds, 1),
+                         "error": outcome.log_tail[-800:]})
+            continue
+        row = collect(outcome)
+        rows.append(row)
+        log(f"[bench] {scenario}: done in {outcome.seconds:.0f}s: rank IC {row['rank_ic']:.4f}, Sharpe net "
+            f"{row['sharpe_net']:.2f} (baseline {row['baseline_sharpe_net']:.2f}, oracle {row['oracle_sharpe_net']:.2f})")
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated (default: all)")
+    parser.add_argument("--fast", action="store_true", help="small sizes and the small test zoo")
+    parser.add_argument("--work", default=str(ROOT / "data" / "scenarios"),
+                        help="one data directory per scenario is made under it (default data/scenarios)")
+    parser.add_argument("--seed", type=int, default=None, help="override each scenario's seed")
+    parser.add_argument("--no-prefect", action="store_true", help="aurora run --no-prefect")
+    parser.add_argument("--json", default=None, help="write the rows as JSON here")
+    parser.add_argument("--markdown", default=None, help="write the markdown table here")
+    args = parser.parse_args()
+    names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = sorted(set(names) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenario(s) {unknown}; choose from {', '.join(SCENARIOS)}")
+    started = time.perf_counter()
+    rows = bench(names, Path(args.work).resolve(), args.fast, args.seed, args.no_prefect,
+                 log=lambda m: print(m, flush=True))
+    table = markdown(rows)
+    footer = (f"\nmachine: {machine()}; {'fast' if args.fast else 'full'} sizes; "
+              f"total {time.perf_counter() - started:.0f} s")
+    print("\n" + table + footer)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
+    if args.markdown:
+        Path(args.markdown).write_text(table + "\n" + footer + "\n")
+    return 0 if all(r.get("ok") for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
