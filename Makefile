@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SKFOLIO_VERSION := 1.12.2
 export AURORA_DATA_DIR ?= data
 
-.PHONY: run test install lint bench app browser
+.PHONY: run test install lint bench bench-scenarios app browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_generate.py
 	$(BIN)/python bench/bench_market_quality.py
 	$(BIN)/python bench/bench_features.py
+
+# The whole pipeline on every scenario and the real panel (about an hour on 2 cores): BENCHMARKS.md.
+bench-scenarios: $(STAMP)
+	$(BIN)/python bench/bench_scenarios.py --json data/scenarios/results.json --markdown data/scenarios/table.md
 
 app: $(STAMP)
 	$(BIN)/aurora app
