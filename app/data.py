@@ -384,6 +384,7 @@ def _gx_runs(ctx: Ctx) -> pd.DataFrame | None:
         """select run_id, max(run_at) as run_at, count(*) as expectations,
                   count(*) filter (where not success) as failed,
                   count(*) filter (where not success and severity = 'critical') as failed_critical,
+                  count(*) filter (where not success and severity = 'quarantine') as failed_quarantine,
                   count(distinct "view") as views
            from quality.gx_results group by run_id order by run_at desc limit 30"""
     )
@@ -398,6 +399,15 @@ def _gx_latest(ctx: Ctx) -> pd.DataFrame | None:
            where run_id = (select run_id from quality.gx_results order by run_at desc limit 1)
            order by success, "view", rule"""
     )
+
+
+@query("quarantine")
+def _quarantine(ctx: Ctx) -> pd.DataFrame | None:
+    """`quality.quarantine`: the latest accepted build's quarantined feature columns, with reasons."""
+    if not ctx.has("quality.quarantine"):
+        return None
+    return ctx.df('''select "view", column_name, rule, reason, run_id, run_at from quality.quarantine
+                     order by "view", column_name, rule''')
 
 
 # ============================================================================================ reading

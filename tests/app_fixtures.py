@@ -258,7 +258,9 @@ def write_tables(paths: DataPaths, tables: dict[str, pd.DataFrame], schema: str 
 
 
 def write_quality(paths: DataPaths) -> None:
-    """Two GX runs in `quality.gx_results` (the latest with one failed warning) and dbt's run_results.json."""
+    """Two GX runs in `quality.gx_results` (the latest with one failed warning and one quarantined column, also
+    in `quality.quarantine`) and dbt's run_results.json."""
+    from ml.data import quarantine
     from ml.quality import RESULT_COLUMNS, write_results
 
     rows = []
@@ -270,7 +272,12 @@ def write_quality(paths: DataPaths) -> None:
                 rows.append({"run_id": run, "run_at": at, "view": view, "rule": rule, "severity": sev,
                              "expectation": f"expect_{rule}", "column_name": "ret_5d", "success": ok,
                              "observed_value": "0.0" if ok else "stdev 0", "details": "{}"})
-    write_results(paths, pd.DataFrame(rows, columns=list(RESULT_COLUMNS)))
+    rows.append({"run_id": "gx-demo-2", "run_at": datetime(2026, 11, 1, 9), "view": "alt_data", "rule": "null_rate",
+                 "severity": "quarantine", "expectation": "aurora.null_rate", "column_name": "cp_iv_spread",
+                 "success": False, "observed_value": "recent window: null rate 62.0% vs 3.0% in the reference",
+                 "details": "{}"})
+    results = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    write_results(paths, results, quarantined=quarantine.from_results(results))
     target = paths.root / "dbt" / "target"
     target.mkdir(parents=True, exist_ok=True)
     results = [{"unique_id": f"model.aurora.{m}", "status": "success", "execution_time": 0.1, "message": "OK",

@@ -144,7 +144,11 @@ def test_data_quality(demo_dir, monkeypatch):
     at = render("Data quality", demo_dir, monkeypatch)
     m = metrics(at)
     assert (m["Tests"], m["Passed"], m["Warned"], m["Models built"]) == ("5", "4", "1", "3")
-    assert (m["Expectations (latest run)"], m["Failed critical"], m["Failed warnings"]) == ("8", "0", "1")
+    assert (m["Expectations (latest run)"], m["Failed critical"], m["Failed warnings"]) == ("9", "0", "1")
+    assert (m["Failed quarantine"], m["Quarantined columns"]) == ("1", "1")
+    held = next(d.value for d in at.dataframe if "reason" in d.value.columns)
+    assert held[["view", "column_name"]].values.tolist() == [["alt_data", "cp_iv_spread"]]
+    assert held["reason"].iloc[0].startswith("null_rate: recent window")
     assert m["Latest raw price date"] == m["Latest feature date"] and m["Stale feature files"] == "0"
     fresh = next(d.value for d in at.dataframe if "business_days_behind" in d.value.columns)
     assert {"raw/prices.parquet", "features/labels.parquet", "ml.signals"} <= set(fresh["table"])

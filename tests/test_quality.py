@@ -236,6 +236,11 @@ def test_null_rate_rise_against_reference_quarantines_and_training_leaves_it_out
     assert set(table["column_name"]) == {column} and set(table["view"]) == {"alt_data"}
     assert table["reason"].str.contains("null rate").any()
     assert quarantine.report_lines(paths)[0].startswith(f"alt_data.{column}: null_rate")
+    from ml.report import build_report, render_report
+
+    report = build_report(paths)
+    assert report["quarantined_features"] == quarantine.report_lines(paths)
+    assert f"- alt_data.{column}: null_rate" in render_report(report)
 
     # training frames (Feast full names <view>__<feature>) leave it out; other columns stay
     wide = shifted.rename(columns={c: f"alt_data__{c}" for c in shifted.columns if c not in ("symbol", "date")})

@@ -13,7 +13,7 @@ st.title("Data quality")
 st.caption("The gates of the feature build (dbt tests, Great Expectations) and how fresh each layer is.")
 
 paths = data.data_paths()
-read = data.read(["gx_runs", "gx_latest", "latest_dates", "feature_drift"], paths)
+read = data.read(["gx_runs", "gx_latest", "quarantine", "latest_dates", "feature_drift"], paths)
 ui.read_notice(read)
 
 # ------------------------------------------------------------------------------------------ dbt
@@ -52,11 +52,13 @@ if runs is None or runs.empty:
     ui.not_available("Great Expectations results (`quality.gx_results`)", "run `aurora build-features`")
 else:
     last = runs.iloc[0]
-    c1, c2, c3, c4 = st.columns(4)
+    quarantined_checks = int(last.get("failed_quarantine", 0) or 0)
+    c1, c2, c3, c4, c5 = st.columns(5)
     c1.metric("Expectations (latest run)", int(last["expectations"]))
     c2.metric("Failed critical", int(last["failed_critical"]))
-    c3.metric("Failed warnings", int(last["failed"] - last["failed_critical"]))
-    c4.metric("Frames checked", int(last["views"]))
+    c3.metric("Failed quarantine", quarantined_checks)
+    c4.metric("Failed warnings", int(last["failed"] - last["failed_critical"]) - quarantined_checks)
+    c5.metric("Frames checked", int(last["views"]))
     st.caption(f"Run `{last['run_id']}` at {last['run_at']}; {len(runs)} run(s) recorded.")
     if latest is not None and len(latest):
         per_view = latest.groupby("view").agg(
@@ -80,6 +82,20 @@ else:
     if len(runs) > 1:
         with st.expander("Run history"):
             ui.table(runs)
+
+# ------------------------------------------------------------------------------------------ quarantine
+st.subheader("Quarantined features")
+st.caption("Feature columns that failed a non-structural check of the latest accepted build (a shift against "
+           "the reference profile of this data directory): left out of training and serving until their data "
+           "returns to normal. Structural failures stop the build instead.")
+held = read.get("quarantine")
+if held is None:
+    ui.not_available("Quarantine (`quality.quarantine`)", "run `aurora build-features`")
+elif held.empty:
+    st.success("No feature column is quarantined.", icon=":material/check_circle:")
+else:
+    st.metric("Quarantined columns", int(held[["view", "column_name"]].drop_duplicates().shape[0]))
+    ui.table(held)
 
 # ------------------------------------------------------------------------------------------ freshness
 st.subheader("Freshness")
