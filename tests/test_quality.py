@@ -257,6 +257,29 @@ def test_null_rate_rise_against_reference_quarantines_and_training_leaves_it_out
     assert quarantine.read(paths).empty
 
 
+def test_moderate_rescale_against_reference_quarantines_not_stops(tmp_path, frames):
+    paths = make_dir(tmp_path, frames)
+    fund = frames["fundamental"]
+    check(paths, {"fundamental": fund})
+    bad = fund.assign(book_to_price=fund["book_to_price"] * 5.0)  # 5x: not a unit change, not right either
+    results = check(paths, {"fundamental": bad})
+    assert failures(results, "critical").empty
+    held = failures(results, "quarantine")
+    assert set(held["column_name"]) == {"book_to_price"} and {"scale_shift", "psi"} <= set(held["rule"])
+
+
+def test_new_days_against_the_reference_pass(tmp_path, frames):
+    """The daily case: the reference was built a few months ago, the batch has the days since."""
+    paths = make_dir(tmp_path, frames)
+    older = {}
+    for name in ("alt_data", "fundamental", "labels"):
+        dates = pd.to_datetime(frames[name]["date"])
+        older[name] = frames[name][dates <= dates.max() - pd.Timedelta(days=75)]
+    check(paths, older, latest=max(older["labels"]["date"]))
+    results = check(paths, {n: frames[n] for n in older})
+    assert failures(results).empty, failures(results)[["view", "rule", "column_name", "observed_value"]]
+
+
 def test_reference_from_other_raw_data_is_not_used(tmp_path, frames):
     paths = make_dir(tmp_path, frames)
     check(paths, {"alt_data": frames["alt_data"]})

@@ -12,7 +12,7 @@ Rules (every one compares a column with its own past, never with a constant fitt
 | rule | severity | compares |
 |---|---|---|
 | `scale_jump` | critical | each month's magnitude (log10) with the median of the `baseline_months` months before it, and with the reference (same months; new months against the reference's last months): a step of `scale_jump_log10` orders of magnitude |
-| `scale_shift` | quarantine (warning without reference) | the recent months' magnitude, same baselines, `scale_shift_log10` |
+| `scale_shift` | quarantine (warning without reference) | the recent window's pooled magnitude against the reference's recent window (without one: the `baseline_months` months before it), `scale_shift_log10` |
 | `null_rate` | quarantine (warning without reference) | null rate overall and in the recent window against the reference's (within the batch: recent window against the months before), increase > `max_null_rate_increase` |
 | `psi` | quarantine | values on the dates the reference also covered against the reference's decile bins, PSI > `max_psi` |
 | `reference_profile` | warning | whether a reference profile of this data directory exists |
@@ -144,6 +144,14 @@ def _monthly(profile: pd.DataFrame, column: str, min_values: int) -> pd.DataFram
     return out
 
 
+def _log_mag(rows: pd.DataFrame, column: str, min_values: int) -> pd.Series:
+    """log10 magnitudes (q50, q90) of one pooled period row (NaN with too few non-zero values)."""
+    row = rows.loc[column]
+    ok = row["n_nonzero"] >= min_values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return pd.Series({q: np.log10(row[f"mag_{q}"]) if ok else np.nan for q in ("q50", "q90")}, dtype="float64")
+
+
 def _steps_within(monthly: pd.DataFrame, cfg) -> pd.DataFrame:
     """Each month's log10 magnitude minus the median of the `baseline_months` qualifying months before it."""
     base = monthly.shift(1).rolling(cfg.baseline_months, min_periods=cfg.min_baseline_months).median()
@@ -214,7 +222,6 @@ def evaluate(view: str, frame: pd.DataFrame, profile: pd.DataFrame, reference: p
     all_rows = profile[profile["period"] == ALL].set_index("column_name")
     recent_rows = profile[profile["period"] == RECENT].set_index("column_name")
     months = sorted(p for p in profile["period"].unique() if p not in (ALL, RECENT))
-    recent_months = months[-cfg.recent_months:]
     history_months = months[: -cfg.recent_months] if len(months) > cfg.recent_months else []
     if has_ref:
         ref_all = reference[reference["period"] == ALL].set_index("column_name")
@@ -235,11 +242,20 @@ def evaluate(view: str, frame: pd.DataFrame, profile: pd.DataFrame, reference: p
             _describe_step(step, month, q, what), log10_step=step, month=month, quantile=q, against=what,
             max_log10=cfg.scale_jump_log10)
 
-        # scale_shift (quarantine against the reference; a warning within the batch): recent months
-        steps, what = (against, "reference") if against is not None else (within, "median of the months before")
-        step, month, q = _worst(steps, recent_months)
+        # scale_shift (quarantine against the reference; a warning within the batch): the recent window
+        # pooled, against the reference's recent window (like with like: a day of new data moves it
+        # little, a legitimately unusual month cannot move it alone) or the baseline months before it
+        now = _log_mag(recent_rows, col, cfg.min_period_values)
+        if in_ref and col in ref_recent.index:
+            was, what = _log_mag(ref_recent, col, cfg.min_period_values), "reference's recent window"
+        else:
+            base = monthly.loc[monthly.index.intersection(history_months[-cfg.baseline_months:])].dropna(how="all")
+            was = base.median() if len(base) >= cfg.min_baseline_months else pd.Series(np.nan, index=now.index)
+            what = "median of the months before"
+        steps = pd.DataFrame([now - was], index=[f"last {cfg.recent_months} months"])
+        step, month, q = _worst(steps)
         add("scale_shift", soft, col, abs(step) < cfg.scale_shift_log10, _describe_step(step, month, q, what),
-            log10_step=step, month=month, quantile=q, against=what, max_log10=cfg.scale_shift_log10)
+            log10_step=step, quantile=q, against=what, max_log10=cfg.scale_shift_log10)
 
         if not is_labels:  # labels are null at the end by construction (the future is unknown)
             now_all, now_recent = all_rows.loc[col, "null_rate"], recent_rows.loc[col, "null_rate"]
