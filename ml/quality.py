@@ -113,6 +113,7 @@ class QualityConfig:
     recent_months: int = 3
     max_null_rate_increase: float = 0.25
     max_psi: float = 0.25
+    freshness_max_business_days: int = 3  # read by ml.data.freshness (publish_signals), not by the gate
 
     @classmethod
     def load(cls, override: str | os.PathLike | Mapping | QualityConfig | None = None) -> QualityConfig:

@@ -79,7 +79,11 @@ def todays_date(paths: DataPaths, latest: date) -> tuple[date, str]:
 
 def check_freshness(paths: DataPaths, latest: date, limit: int | None = None) -> Freshness:
     """How far the latest raw date trails today's business calendar."""
-    limit = DEFAULT_MAX_BUSINESS_DAYS_BEHIND if limit is None else int(limit)
+    if limit is None:  # config/quality.yaml: freshness_max_business_days
+        from ml.quality import QualityConfig
+
+        limit = QualityConfig.load().freshness_max_business_days
+    limit = int(limit)
     if limit < 0:
         raise ValueError(f"max_business_days_behind must be >= 0, got {limit}")
     today, clock = todays_date(paths, latest)
