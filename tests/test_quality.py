@@ -248,6 +248,10 @@ def test_null_rate_rise_against_reference_quarantines_and_training_leaves_it_out
     assert f"alt_data__{column}" not in out["alt_data"].columns
     assert len(out["alt_data"].columns) == len(wide.columns) - 1
     assert quarantine.feature_ids(paths) == {f"alt_data__{column}"}
+    only = shifted[["symbol", "date", column]].rename(columns={column: f"alt_data__{column}"})
+    assert "alt_data" not in quarantine.drop_from_frames({"alt_data": only}, paths, log=None)  # nothing left
+    check(paths, {"fundamental": frames["fundamental"]})  # a run of other views keeps this quarantine
+    assert quarantine.feature_ids(paths) == {f"alt_data__{column}"}
 
     # the quarantined column keeps its old reference: the same data stays quarantined
     again = check(paths, {"alt_data": shifted, "labels": frames["labels"]})

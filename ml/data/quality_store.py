@@ -1,7 +1,8 @@
 """Storage of the data-quality gate in the warehouse (schema `quality`), one transaction per run.
 
 - `quality.gx_results`: every rule's outcome of every run, appended (`ml.quality.RESULT_COLUMNS`);
-- `quality.quarantine`: the latest accepted build's quarantined columns (`ml.data.quarantine`);
+- `quality.quarantine`: the latest accepted build's quarantined columns (`ml.data.quarantine`); a run
+  replaces the rows of the views it validated;
 - `quality.reference_profile`: the profile of the last accepted build per view
   (`ml.data.quality_profile.PROFILE_COLUMNS` plus run_id, built_at and the raw data's fingerprint);
   a quarantined column keeps its previous reference rows.
@@ -63,7 +64,7 @@ def write_results(paths: DataPaths, results: pd.DataFrame, quarantined: pd.DataF
             con.execute(f"insert into {RESULTS_TABLE} by name select * from gx_results_new")
             con.unregister("gx_results_new")
             if quarantined is not None:
-                quarantine.write(con, quarantined)
+                quarantine.write(con, quarantined, views=set(results["view"]))
             if profile is not None and len(profile):
                 _write_profile(con, profile, results, quarantined, fingerprint)
             con.execute("commit")

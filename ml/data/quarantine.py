@@ -42,15 +42,18 @@ def from_results(results: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)[list(COLUMNS)]
 
 
-def write(con, quarantine: pd.DataFrame) -> None:
-    """Replace `quality.quarantine` with `quarantine` on an open connection (inside the caller's
-    transaction)."""
+def write(con, quarantine: pd.DataFrame, views: Iterable[str] | None = None) -> None:
+    """Replace the rows of `views` (default: all) in `quality.quarantine` with `quarantine`, on an open
+    connection (inside the caller's transaction)."""
     con.execute("create schema if not exists quality")
     con.execute(
         f"""create table if not exists {TABLE} (run_id varchar, run_at timestamp, "view" varchar,
             column_name varchar, rule varchar, reason varchar, observed varchar)"""
     )
-    con.execute(f"delete from {TABLE}")
+    if views is None:
+        con.execute(f"delete from {TABLE}")
+    else:
+        con.execute(f'delete from {TABLE} where "view" in (select unnest(?::varchar[]))', [sorted(set(views))])
     if len(quarantine):
         con.register("quarantine_new", quarantine[list(COLUMNS)])
         con.execute(f"insert into {TABLE} by name select * from quarantine_new")
@@ -108,6 +111,10 @@ def drop_from_frames(frames: Mapping[str, pd.DataFrame], paths: DataPaths, log: 
             out[view] = out[view].drop(columns=drop)
             if log:
                 log(f"quarantine: {view}: left out of training: {', '.join(sorted(cols))} (see {TABLE})")
+            if not [c for c in out[view].columns if c not in ("symbol", "date")]:
+                del out[view]  # nothing left to train on
+                if log:
+                    log(f"quarantine: every feature of view {view} is quarantined: the view is left out")
     return out
 
 
