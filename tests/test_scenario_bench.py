@@ -41,8 +41,10 @@ def rows(tmp_path_factory):
 def test_the_pipeline_finishes_on_every_scenario_and_the_bench_reads_a_full_row(rows, scenario):
     row = rows[scenario]
     assert row["ok"] and row["backtest_days"] > 20
-    for key in ("rank_ic", "sharpe_gross", "sharpe_net", "baseline_sharpe_net", "max_drawdown", "gross_exposure"):
+    for key in ("rank_ic", "baseline_sharpe_net", "max_drawdown", "gross_exposure"):
         assert math.isfinite(row[key]), (scenario, key, row[key])
+    if row["gross_exposure"] > 0:  # a Sharpe ratio exists once a position was held (a book may abstain)
+        assert math.isfinite(row["sharpe_gross"]) and math.isfinite(row["sharpe_net"]), row
     assert row["models_active"] + row["models_retired"] > 0
     if scenario in ("no_alpha", bench.REAL):  # nothing to share: no oracle, or an oracle of zeros
         assert math.isnan(row["share_of_oracle"])
