@@ -247,8 +247,10 @@ def machine() -> str:
 
 
 def bench(scenarios: list[str], work: Path, fast: bool, seed: int | None = None, no_prefect: bool = False,
-          log=print) -> list[dict[str, Any]]:
-    rows = []
+          log=print, on_row=None) -> list[dict[str, Any]]:
+    """Prepare and run each scenario in turn; `on_row(rows)` after each (partial results survive a stop)."""
+    rows: list[dict[str, Any]] = []
+    on_row = on_row or (lambda _rows: None)
     for scenario in scenarios:
         data_dir = work / scenario
         log(f"[bench] {scenario}: preparing {data_dir}")
@@ -259,9 +261,11 @@ def bench(scenarios: list[str], work: Path, fast: bool, seed: int | None = None,
                 f"{outcome.log_tail}")
             rows.append({"scenario": scenario, "ok": False, "runtime_s": round(outcome.seconds, 1),
                          "error": outcome.log_tail[-800:]})
+            on_row(rows)
             continue
         row = collect(outcome)
         rows.append(row)
+        on_row(rows)
         log(f"[bench] {scenario}: done in {outcome.seconds:.0f}s: rank IC {row['rank_ic']:.4f}, Sharpe net "
             f"{row['sharpe_net']:.2f} (baseline {row['baseline_sharpe_net']:.2f}, oracle {row['oracle_sharpe_net']:.2f})")
     return rows
@@ -283,14 +287,17 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown scenario(s) {unknown}; choose from {', '.join(SCENARIOS)}")
     started = time.perf_counter()
+    def save(rows: list[dict[str, Any]]) -> None:
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
+
     rows = bench(names, Path(args.work).resolve(), args.fast, args.seed, args.no_prefect,
-                 log=lambda m: print(m, flush=True))
+                 log=lambda m: print(m, flush=True), on_row=save)
     table = markdown(rows)
     footer = (f"\nmachine: {machine()}; {'fast' if args.fast else 'full'} sizes; "
               f"total {time.perf_counter() - started:.0f} s")
     print("\n" + table + footer)
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
     if args.markdown:
         Path(args.markdown).write_text(table + "\n" + footer + "\n")
     return 0 if all(r.get("ok") for r in rows) else 1
