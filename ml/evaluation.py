@@ -26,6 +26,7 @@ from ml.backtest import MarketPanel, backtest_daily, forward_label, horizon_scal
 from ml.calibration import Calibrator, calibration_error, interval_coverage
 from ml.metrics import daily_ic, hit_rate, ic_summary
 from ml.paths import DataPaths
+from ml.portfolio import guardrails as gr
 
 Log = Callable[[str], None]
 SCHEMA = "ml"
@@ -471,8 +472,9 @@ def run_policy_stage(paths: DataPaths, log: Log = print, policy_config=None, ens
                                     horizon=int(ecfg["horizon"]), log=log)
     run = runs[chosen]
     daily = run.daily.assign(nav=(1.0 + run.daily["net_return"]).cumprod())
+    positions = run.result.positions_frame(market)
     write_tables(paths, {
-        "positions": _dated(run.result.positions_frame(market)),
+        "positions": _dated(positions),
         "backtest_daily": _dated(daily),
         "ensemble_comparison": table,
     })
@@ -492,11 +494,16 @@ def run_policy_stage(paths: DataPaths, log: Log = print, policy_config=None, ens
         om = runs["oracle"].metrics
         report.update(oracle_policy_sharpe_gross=om["sharpe_gross"], oracle_policy_sharpe_net=om["sharpe_net"],
                       oracle_policy_rank_ic=float(table.set_index("name").loc["oracle", "rank_ic"]))
+    book = gr.Book.from_result(run.result, pol.SignalPanel.from_frame(signals[chosen], market).expected_return)
+    guard = gr.stage_guardrails(book, run.daily, m, positions["reason"].value_counts().to_dict(), pcfg)
+    report.update(policy_warnings=guard.messages, policy_diagnostics=guard.diagnostics)
+    for message in guard.messages:
+        log(f"[policy] WARNING {message}")
     report["backtest_stage_s"] = time.perf_counter() - started
-    log(f"[policy] {chosen}: Sharpe net {m['sharpe_net']:.2f} (gross {m['sharpe_gross']:.2f}), max DD "
-        f"{m['max_drawdown']:.1%}, turnover {m['turnover_monthly']:.2f}x/month, cost retention "
-        f"{m['cost_retention']:.0%}; wrote ml.positions, ml.backtest_daily, ml.ensemble_comparison "
-        f"in {report['backtest_stage_s']:.1f}s")
+    headline = (f"Sharpe net {m['sharpe_net']:.2f} (gross {m['sharpe_gross']:.2f}), max DD {m['max_drawdown']:.1%}, "
+                f"cost retention {m['cost_retention']:.0%}; " if book.has_positions else "")
+    log(f"[policy] {chosen}: {headline}{gr.summary_line(guard.diagnostics, reasons=False)}; wrote ml.positions, "
+        f"ml.backtest_daily, ml.ensemble_comparison in {report['backtest_stage_s']:.1f}s")
     return _floats(report)
 
 

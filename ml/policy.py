@@ -34,7 +34,8 @@ from ml.ensemble import _merge
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "config" / "policy.yaml"
 
 # reason codes (int8 per name and date) and their text in ml.positions
-NONE, TRADE, HOLD_COST, HOLD_TARGET, CAPPED, AB_STRADDLE, AB_UNCERTAIN, AB_NOSIGNAL, CLOSED = range(9)
+(NONE, TRADE, HOLD_COST, HOLD_TARGET, CAPPED, AB_STRADDLE, AB_UNCERTAIN, AB_NOSIGNAL, CLOSED, REFUSED_COST,
+ CAPPED_NEUTRAL) = range(11)
 REASONS = {
     NONE: "flat",
     TRADE: "trade",
@@ -45,6 +46,8 @@ REASONS = {
     AB_UNCERTAIN: "abstain: uncertainty exceeds signal",
     AB_NOSIGNAL: "abstain: no signal",
     CLOSED: "closed: not tradable",
+    REFUSED_COST: "refused: trade value below cost",  # cut on a budget day, but worth <= its cost anyway
+    CAPPED_NEUTRAL: "capped: neutral scaling",  # cut although the budget was not spent (exposure constraints)
 }
 
 
@@ -377,6 +380,8 @@ def simulate(
         book = max(held, 0.1 * wanted)  # the book held (a tenth of the target's to start from flat)
         executed, capped = tb.limit(desired, value, forced, exposures[t] if exposures is not None else None,
                                     book=book)
+        budget = tb.budget(book)  # the labels only: did the budget bind (was it spent)?
+        spent = budget is not None and np.abs(executed[~forced]).sum() >= budget * (1 - 1e-6)
         if neutral:
             allowed = tradable & ~forced & ((plan.target[t] != 0) | (w_pre != 0))
             executed = _neutral_trades(w_pre, executed, allowed, market.beta[t], onehot, neutral)
@@ -388,12 +393,19 @@ def simulate(
         code = np.where(keep, HOLD_COST, plan.reason[t])
         active = code == NONE
         code = np.where(active, np.where(executed != 0, TRADE, HOLD_TARGET), code)
-        code = np.where(capped, CAPPED, code)
+        code = np.where(capped, cut_reasons(value, spent), code)
         code = np.where(forced, CLOSED, code)
         code = np.where(~tradable & ~forced, NONE, code)
         reasons[t] = code
     return PolicyResult(weights=weights, trades=trades, costs=cost, reasons=reasons, target=plan.target,
                         start=start)
+
+
+def cut_reasons(value: np.ndarray, spent: bool) -> np.ndarray:
+    """The reason code of each trade the turnover budget's fill cut (a label, never a decision): worth
+    no more than its cost (value <= 0 bps after costs) -> refused; else capped by the budget when it
+    was spent that day, by the fill's exposure constraints when it was not."""
+    return np.where(value <= 0, REFUSED_COST, CAPPED if spent else CAPPED_NEUTRAL).astype(np.int8)
 
 
 def trade_value(plan: Plan, t: int, gap: np.ndarray, desired: np.ndarray) -> np.ndarray:
@@ -542,7 +554,8 @@ def load_config(config: str | Path | Mapping | None = None) -> dict[str, Any]:
 
 
 def policy_from_config(cfg: Mapping[str, Any]) -> CostAwarePolicy:
-    """The cost-aware policy of a config; a component set to null/false is switched off."""
+    """The cost-aware policy of a config; a component set to null/false is switched off. Other blocks
+    (`naive`, `guardrails`: read by `ml.portfolio.guardrails`) are passed over."""
     costs = cost_model_from_config(cfg.get("costs"))
 
     def part(name: str, cls):

@@ -31,7 +31,10 @@ REPORT_KEYS = (
     "n_models_active",
     "n_models_retired",
     "timings_s",
+    "policy_warnings",  # the policy_backtest stage's guardrail warnings (list of messages)
+    "policy_diagnostics",  # its window, days, gross, turnover, book-signal correlation, ages, reasons
 )
+_RENDERED_APART = ("policy_warnings", "policy_diagnostics")
 
 
 def describe_data(paths: DataPaths) -> dict[str, Any]:
@@ -133,7 +136,10 @@ def render_report(report: dict[str, Any]) -> str:
     if quarantined:
         lines.append(f"  quarantined features ({len(quarantined)}; left out of training and serving):")
         lines += [f"    - {line}" for line in quarantined]
+    lines += _policy_lines(report)
     for key in REPORT_KEYS:
+        if key in _RENDERED_APART:
+            continue
         value = report.get(key)
         if isinstance(value, float):
             value = f"{value:.4f}"
@@ -143,3 +149,14 @@ def render_report(report: dict[str, Any]) -> str:
             )
         lines.append(f"  {key:28s} {'—' if value is None else value}")
     return "\n".join(lines)
+
+
+def _policy_lines(report: dict[str, Any]) -> list[str]:
+    """The backtest's window, gross and turnover (or "no positions taken" with the reason counts),
+    then each guardrail warning of the policy_backtest stage."""
+    from ml.portfolio.guardrails import guardrail_messages, summary_line
+
+    diagnostics = report.get("policy_diagnostics")
+    lines = [f"  backtest: {summary_line(diagnostics)}"] if diagnostics else []
+    warnings = report.get("policy_warnings") or []
+    return lines + [f"  WARNING (policy): {m}" for m in (guardrail_messages(warnings) if diagnostics else warnings)]

@@ -240,6 +240,8 @@ def test_ensemble_and_policy_are_separate_stages_joined_by_persisted_signals(tmp
     con.close()
     second = run_policy_stage(paths, log=lambda _m: None, ensemble_config=SMALL)
     assert {"sharpe_net", "max_drawdown", "turnover_monthly", "cost_retention"} <= set(second)
+    assert isinstance(second["policy_warnings"], list)  # the guardrails (tests/test_guardrails.py)
+    assert second["policy_diagnostics"]["n_days"] > 0 and "reason_counts" in second["policy_diagnostics"]
     # the persisted signals give the same backtest as doing both in memory
     from ml.ensemble import load_config as ensemble_config
     from ml.evaluation import load_label, read_predictions
