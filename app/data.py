@@ -364,6 +364,14 @@ def _symbol_history(ctx: Ctx) -> pd.DataFrame | None:
     )
 
 
+@query("position_reasons")
+def _position_reasons(ctx: Ctx) -> pd.DataFrame | None:
+    """How often each reason appears in `ml.positions` (reason, rows), most frequent first."""
+    if not ctx.has(f"{ML}.positions") or "reason" not in ctx.columns(f"{ML}.positions"):
+        return None
+    return ctx.df(f"select reason, count(*) as rows from {ML}.positions group by reason order by rows desc, reason")
+
+
 @query("latest_dates")
 def _latest_dates(ctx: Ctx) -> pd.DataFrame | None:
     """Latest date of each dated ml table."""

@@ -189,8 +189,15 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     update_saved_report(paths, **values)
     values.update(run_stage("policy_backtest", paths, log=_log))
     update_saved_report(paths, **values)
-    _log(f"backtest: Sharpe net {values['sharpe_net']:.2f}, max drawdown {values['max_drawdown']:.1%}, "
-         f"turnover {values['turnover_monthly']:.2f}x/month, cost retention {values['cost_retention']:.0%}")
+    from ml.portfolio.guardrails import guardrail_messages, summary_line
+
+    diagnostics = values.get("policy_diagnostics") or {}
+    if diagnostics.get("positions_taken", True):
+        _log(f"backtest: Sharpe net {values['sharpe_net']:.2f}, max drawdown {values['max_drawdown']:.1%}, "
+             f"turnover {values['turnover_monthly']:.2f}x/month, cost retention {values['cost_retention']:.0%}")
+    _log(f"backtest: {summary_line(diagnostics)}")
+    for message in guardrail_messages(values.get("policy_warnings")):
+        _log(f"backtest: WARNING {message}")
     return 0
 
 

@@ -140,6 +140,32 @@ def test_backtest(demo_dir, monkeypatch):
     assert not infos(at)
 
 
+def test_backtest_states_window_gross_turnover_and_the_guardrail_warnings(demo_copy, monkeypatch):
+    at = render("Backtest", demo_copy, monkeypatch)
+    header = next(m.value for m in at.markdown if "trading days" in m.value)
+    assert "mean gross exposure" in header and "x capital" in header and "x the book" in header
+    assert not at.warning  # no guardrail fired in the demo's report
+
+    from ml.report import update_saved_report
+
+    update_saved_report(app_data.DataPaths(demo_copy), policy_warnings=["held gross exceeded the cap of 2.00x"])
+    app_data.clear_caches()
+    at = render("Backtest", demo_copy, monkeypatch)
+    assert [w.value for w in at.warning] == ["Policy guardrail: held gross exceeded the cap of 2.00x"]
+
+
+def test_backtest_says_no_positions_taken_with_the_reason_counts(demo_copy, monkeypatch):
+    with duckdb.connect(str(demo_copy / "warehouse.duckdb")) as con:
+        con.execute("update ml.backtest_daily set gross_exposure = 0, turnover = 0, gross_return = 0, "
+                    "cost = 0, net_return = 0")
+        con.execute("update ml.positions set target_weight = 0, trade = 0, reason = 'abstain: no signal'")
+    at = render("Backtest", demo_copy, monkeypatch)
+    notes = [w.value for w in at.warning]
+    assert len(notes) == 1 and notes[0].startswith("No positions taken over this window")
+    assert "abstain: no signal:" in notes[0]
+    assert not any("nan" in m.value.lower() for m in at.markdown)
+
+
 def test_data_quality(demo_dir, monkeypatch):
     at = render("Data quality", demo_dir, monkeypatch)
     m = metrics(at)

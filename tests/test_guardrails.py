@@ -215,3 +215,28 @@ def test_cut_reasons_follow_value_and_budget():
     assert pol.cut_reasons(value, spent=False).tolist() == [pol.REFUSED_COST, pol.REFUSED_COST,
                                                             pol.CAPPED_NEUTRAL]
     assert pol.REASONS[pol.REFUSED_COST] == "refused: trade value below cost"
+
+
+# ---------------------------------------------------------------------------------------- the CLI line
+@pytest.mark.parametrize("taken", [True, False])
+def test_aurora_backtest_states_window_gross_turnover_or_no_positions(taken, tmp_path, monkeypatch, capsys):
+    import ml.pipeline
+    from flows import cli
+
+    diag = {"window_start": "2021-01-04", "window_end": "2021-12-31", "n_days": 250, "positions_taken": taken,
+            "gross_mean": 2.9 if taken else 0.0, "gross_max": 4.8 if taken else 0.0, "gross_cap": 2.0,
+            "turnover_monthly_capital": 0.25 if taken else 0.0, "turnover_monthly_book": 0.085 if taken else None,
+            "reason_counts": {"hold: edge below cost": 12} if taken else {"abstain: no signal": 7}}
+    warnings = ["held gross exceeded the cap"] if taken else [gr.no_positions_message(diag["reason_counts"])]
+    stage = {"sharpe_net": 0.5 if taken else float("nan"), "max_drawdown": 0.1, "turnover_monthly": 0.085,
+             "cost_retention": 0.8, "policy_warnings": warnings, "policy_diagnostics": diag}
+    monkeypatch.setenv("AURORA_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(ml.pipeline, "run_stage", lambda name, paths, log: {} if name == "ensemble_calibrate" else stage)
+    assert cli.main(["backtest"]) == 0
+    out = capsys.readouterr().out
+    assert "2021-01-04 .. 2021-12-31 (250 days)" in out and "nan" not in out.lower()
+    if taken:
+        assert "Sharpe net 0.50" in out and "mean gross 2.90x" in out and "0.25x of capital, 0.09x of the book" in out
+        assert "WARNING held gross exceeded the cap" in out
+    else:
+        assert "Sharpe" not in out and "no positions taken (ml.positions reasons: abstain: no signal: 7)" in out

@@ -77,7 +77,29 @@ computed = {
                        if set(returns) == {"gross_return", "net_return"} and df["gross_return"].mean() > 0
                        else None),
 }
-st.markdown(f"**{df['date'].min():%Y-%m-%d} → {df['date'].max():%Y-%m-%d}** · {len(df):,} trading days")
+mean_gross = float(df["gross_exposure"].mean()) if "gross_exposure" in df else None
+turnover_capital = float(full.mean()) if monthly_turn is not None else None
+window = f"**{df['date'].min():%Y-%m-%d} → {df['date'].max():%Y-%m-%d}** · {len(df):,} trading days"
+if mean_gross is not None:
+    window += f" · mean gross exposure {mean_gross:.2f}x capital"
+if turnover_capital is not None:
+    window += (f" · turnover per month {turnover_capital:.2f}x capital, "
+               + (f"{turnover_monthly:.2f}x the book" if turnover_monthly is not None and "gross_exposure" in df
+                  else "— of the book"))
+st.markdown(window)
+diagnostics = report.get("policy_diagnostics") or {}
+taken = (bool((df["gross_exposure"].abs() > 0).any()) if "gross_exposure" in df
+         else diagnostics.get("positions_taken", True))
+if not taken:
+    counts = diagnostics.get("reason_counts")
+    if not counts:
+        reasons = data.read(["position_reasons"], paths).get("position_reasons")
+        counts = dict(zip(reasons["reason"], reasons["rows"], strict=True)) if reasons is not None else {}
+    why = "; ".join(f"{k}: {int(v):,}" for k, v in counts.items()) or "no rows in ml.positions"
+    st.warning(f"No positions taken over this window. Reasons in `ml.positions`: {why}.", icon=":material/block:")
+for message in report.get("policy_warnings") or []:
+    if not str(message).startswith("no positions taken"):  # said above, from the table
+        st.warning(f"Policy guardrail: {message}", icon=":material/warning:")
 cols = st.columns(5)
 for col, key in zip(cols, ("sharpe_gross", "sharpe_net", "max_drawdown", "turnover_monthly", "cost_retention"),
                     strict=True):
