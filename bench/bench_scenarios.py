@@ -160,6 +160,7 @@ def collect(outcome: Outcome) -> dict[str, Any]:
         "models_active": report.get("n_models_active"),
         "models_retired": report.get("n_models_retired"),
         "quarantined": len(quarantined),
+        "policy_warnings": len(report.get("policy_warnings") or []),
         "traded_ensemble": chosen_name,
     })
     return row
@@ -218,9 +219,11 @@ COLUMNS = (
     ("max_drawdown", "max DD", "{:.1%}"),
     ("turnover_monthly", "turnover /month", "{:.2f}x"),
     ("gross_exposure", "mean gross", "{:.2f}"),
+    ("max_gross_exposure", "max gross", "{:.2f}"),
     ("models_active", "active", "{}"),
     ("models_retired", "retired", "{}"),
     ("quarantined", "quarantined cols", "{}"),
+    ("policy_warnings", "policy warnings", "{}"),
     ("runtime_s", "runtime", "{:.0f} s"),
 )
 
@@ -271,6 +274,20 @@ def bench(scenarios: list[str], work: Path, fast: bool, seed: int | None = None,
     return rows
 
 
+def recollect(scenarios: list[str], work: Path, saved: Path | None) -> list[dict[str, Any]]:
+    """The rows of finished runs, read again (after a change to what a row reports)."""
+    before = {r["scenario"]: r for r in json.loads(saved.read_text())} if saved and saved.exists() else {}
+    rows = []
+    for scenario in scenarios:
+        data_dir = work / scenario
+        if not (data_dir / "warehouse.duckdb").exists():
+            continue
+        old = before.get(scenario, {})
+        outcome = Outcome(scenario, data_dir, 0 if old.get("ok", True) else 1, float(old.get("runtime_s", "nan")), "")
+        rows.append(collect(outcome) if outcome.returncode == 0 else old)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated (default: all)")
@@ -281,6 +298,8 @@ def main() -> int:
     parser.add_argument("--no-prefect", action="store_true", help="aurora run --no-prefect")
     parser.add_argument("--json", default=None, help="write the rows as JSON here")
     parser.add_argument("--markdown", default=None, help="write the markdown table here")
+    parser.add_argument("--collect-only", action="store_true",
+                        help="re-read the rows from the finished runs under --work (runtimes from --json)")
     args = parser.parse_args()
     names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = sorted(set(names) - set(SCENARIOS))
@@ -292,8 +311,12 @@ def main() -> int:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
 
-    rows = bench(names, Path(args.work).resolve(), args.fast, args.seed, args.no_prefect,
-                 log=lambda m: print(m, flush=True), on_row=save)
+    if args.collect_only:
+        rows = recollect(names, Path(args.work).resolve(), Path(args.json) if args.json else None)
+    else:
+        rows = bench(names, Path(args.work).resolve(), args.fast, args.seed, args.no_prefect,
+                     log=lambda m: print(m, flush=True), on_row=save)
+    save(rows)
     table = markdown(rows)
     footer = (f"\nmachine: {machine()}; {'fast' if args.fast else 'full'} sizes; "
               f"total {time.perf_counter() - started:.0f} s")
