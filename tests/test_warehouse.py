@@ -318,3 +318,27 @@ def test_failing_test_raises_readable_error_and_keeps_published_features(built, 
 def test_no_raw_data_is_a_clear_error(tmp_path):
     with pytest.raises(FeatureBuildError, match="aurora generate"):
         _build(tmp_path)
+
+
+def test_a_vendor_unit_change_in_raw_fundamentals_stops_the_gate_naming_the_columns(built, tmp_path):
+    """book_equity reported x1000 in the last quarter's filings: the marts build (the values are
+    possible), the gate stops the pipeline and names the features the change touches."""
+    from ml import quality
+
+    root, _, _ = built
+    shutil.copytree(root / "raw", tmp_path / "raw")
+    fundamentals = pd.read_parquet(tmp_path / "raw" / "fundamentals.parquet")
+    last_price = pd.read_parquet(tmp_path / "raw" / "prices.parquet")["date"].max()
+    recent = pd.to_datetime(fundamentals["report_date"]) > pd.Timestamp(last_price) - pd.Timedelta(days=91)
+    assert recent.sum() >= 20
+    fundamentals.loc[recent, "book_equity"] *= 1000.0
+    fundamentals.to_parquet(tmp_path / "raw" / "fundamentals.parquet", index=False)
+
+    _build(tmp_path)
+    with pytest.raises(quality.DataQualityError) as caught:
+        quality.check_features(DataPaths.from_env(tmp_path), log=None)
+    critical = caught.value.results
+    critical = critical[~critical["success"] & (critical["severity"] == "critical")]
+    assert set(critical["rule"]) == {"scale_jump"}
+    assert "book_to_price" in set(critical["column_name"])
+    assert "book_to_price" in str(caught.value)
