@@ -167,16 +167,12 @@ def collect(outcome: Outcome) -> dict[str, Any]:
 
 
 def _quarantined(con) -> list[str]:
+    """The latest accepted build's quarantined columns (`quality.quarantine` holds only those)."""
     try:
-        frame = con.execute("select * from quality.quarantine").df()
+        frame = con.execute("select \"view\", column_name from quality.quarantine").df()
     except duckdb.Error:
         return []
-    if frame.empty:
-        return []
-    if "run_id" in frame:
-        frame = frame[frame["run_id"] == frame.sort_values("run_at")["run_id"].iloc[-1]] if "run_at" in frame \
-            else frame
-    return sorted({f"{v}.{c}" for v, c in zip(frame["view"], frame["column_name"], strict=True)})
+    return sorted(f"{v}.{c}" for v, c in zip(frame["view"], frame["column_name"], strict=True))
 
 
 def _oracle_ic(data_dir: Path, report: dict[str, Any]) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,3 +43,10 @@ class DataPaths:
 
     def raw_table(self, name: str) -> Path:
         return self.raw / f"{name}.parquet"
+
+
+def raw_source(paths: DataPaths) -> str | None:
+    """Who wrote `raw/`: `synthetic` (the generator) or `ingested` (`aurora ingest`), from the
+    `_source.json` marker both write; None when there is no marker."""
+    marker = paths.raw / "_source.json"
+    return json.loads(marker.read_text()).get("source") if marker.exists() else None

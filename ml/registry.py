@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ml.jsonable import json_safe
 from ml.paths import DataPaths
 from ml.zoo import FAMILIES, CrossSectionalModel, ZooEstimator, _MomentsLinear
 
@@ -126,7 +127,7 @@ class ModelRecord:
     updated_at: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return json_safe(asdict(self))
 
 
 # ================================================================================ hashing
@@ -169,20 +170,6 @@ def feature_versions_for(view: str, features: list[str], checksums: Mapping[str,
 # ================================================================================ helpers
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, pd.Timestamp | datetime):
-        return value.isoformat()
-    return value
 
 
 def _date_str(value) -> str | None:
@@ -311,12 +298,12 @@ def register_model(
     now = _now().isoformat()
     record = ModelRecord(
         model_id=model_id, family=family, view=view, features=list(model.features_),
-        feature_versions=dict(feature_versions), params=_jsonable(dict(params)),
+        feature_versions=dict(feature_versions), params=json_safe(dict(params)),
         train_start=_date_str(train_start), train_end=_date_str(train_end),
         oos_start=_date_str(oos_start), oos_end=_date_str(oos_end), data_hash=data_hash, seed=int(seed),
         artifact_path=str(final / path.name), artifact_format=fmt, artifact_sha256=sha,
-        metrics=_jsonable(dict(metrics or {})), status=status, target=_jsonable(dict(target or {})),
-        cv=_jsonable(dict(cv or {})), layout=_jsonable(model.layout()), note=note, created_at=now, updated_at=now,
+        metrics=json_safe(dict(metrics or {})), status=status, target=json_safe(dict(target or {})),
+        cv=json_safe(dict(cv or {})), layout=json_safe(model.layout()), note=note, created_at=now, updated_at=now,
     )
     _write_yaml(tmp / YAML_NAME, record)
     con = connect(paths)

@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from ml.paths import DataPaths
+from ml.paths import DataPaths, raw_source
 
 REPORT_KEYS = (
     "oos_rank_ic",
@@ -47,8 +47,7 @@ def describe_data(paths: DataPaths) -> dict[str, Any]:
         "select count(distinct symbol), count(distinct date), min(date), max(date) from read_parquet(?)",
         [str(prices)],
     ).fetchone()
-    source_file = paths.raw / "_source.json"
-    source = json.loads(source_file.read_text()).get("source") if source_file.exists() else "ingested"
+    source = raw_source(paths) or "ingested"
     tables = sorted(p.stem for p in paths.raw.glob("*.parquet"))
     return {
         "symbols": int(symbols),

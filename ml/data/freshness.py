@@ -17,14 +17,13 @@ through Friday is 1 business day behind on Monday.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from datetime import date
 
 import numpy as np
 
-from ml.paths import DataPaths
+from ml.paths import DataPaths, raw_source
 
 DEFAULT_MAX_BUSINESS_DAYS_BEHIND = 3
 
@@ -57,13 +56,6 @@ def business_days_behind(latest: date, today: date) -> int:
     return int(np.busday_count(np.datetime64(latest, "D") + 1, np.datetime64(today, "D") + 1))
 
 
-def _source(paths: DataPaths) -> str | None:
-    source_file = paths.raw / "_source.json"
-    if not source_file.exists():
-        return None
-    return json.loads(source_file.read_text()).get("source")
-
-
 def todays_date(paths: DataPaths, latest: date) -> tuple[date, str]:
     """The date signals are published for, and which clock said so."""
     override = os.environ.get("AURORA_AS_OF")
@@ -72,7 +64,7 @@ def todays_date(paths: DataPaths, latest: date) -> tuple[date, str]:
             return date.fromisoformat(override), "AURORA_AS_OF"
         except ValueError as err:
             raise ValueError(f"AURORA_AS_OF={override!r} is not a date (YYYY-MM-DD)") from err
-    if _source(paths) == "synthetic":
+    if raw_source(paths) == "synthetic":
         return latest, "simulated clock of the synthetic market"
     return date.today(), "wall clock"
 

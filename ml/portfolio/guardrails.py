@@ -24,7 +24,6 @@ stage reports besides (window, days, turnover as a share of capital and of the b
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -34,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ml.config import ConfigError, config_path, from_mapping, read_yaml
+from ml.jsonable import json_safe
 
 RISK_GROSS_DEFAULT = 2.0  # ml.policy.RiskBudget.gross_leverage
 MIN_TRADE_DEFAULT = 1e-4  # ml.policy.TurnoverBudget.min_trade
@@ -341,19 +341,6 @@ def guardrail_messages(messages: list[str] | None) -> list[str]:
     return [m for m in messages or [] if not str(m).startswith(NO_POSITIONS)]
 
 
-def _plain(value: Any) -> Any:
-    """JSON-safe: NaN/inf -> None, numpy scalars -> Python."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def stage_guardrails(book: Book, daily: pd.DataFrame, metrics: Mapping[str, Any],
                      reason_counts: Mapping[str, int], policy_cfg: Mapping[str, Any]) -> StageGuardrails:
     """The `policy_backtest` stage's guardrails: warnings, and the diagnostics it reports
@@ -380,7 +367,7 @@ def stage_guardrails(book: Book, daily: pd.DataFrame, metrics: Mapping[str, Any]
     messages = [w.message for w in warnings]
     if not taken:
         messages.insert(0, no_positions_message(reason_counts))
-    return StageGuardrails(warnings, _plain(diagnostics), messages)
+    return StageGuardrails(warnings, json_safe(diagnostics), messages)
 
 
 def summary_line(diagnostics: Mapping[str, Any] | None, reasons: bool = True) -> str:
