@@ -474,6 +474,7 @@ def _train_spec(prep: PreparedView, family: str, cfg: Mapping, log, fit_final: b
             "model_id": model_id, "score": np.concatenate(scores),
         })
     else:
+        rows = slice(0, 0)
         predictions = pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"), "symbol": pd.Series(dtype=str),
                                     "model_id": pd.Series(dtype=str), "score": pd.Series(dtype=float)})
     final_model, train_start, train_end = None, None, None
@@ -490,7 +491,7 @@ def _train_spec(prep: PreparedView, family: str, cfg: Mapping, log, fit_final: b
             state_columns=prep.state_columns if est.needs_state else [], state_stat=prep.state_stat,
         )
         train_start, train_end = pd.Timestamp(prep.calendar[first]), pd.Timestamp(prep.calendar[last_labeled])
-    metrics = evaluate_predictions(predictions, prep, cfg)
+    metrics = evaluate_predictions(predictions, prep.labels.iloc[rows], cfg)
     elapsed = time.perf_counter() - started
     result = SpecResult(
         model_id=model_id, family=family, view=prep.view, features=list(prep.features), params=final_params,
@@ -505,13 +506,19 @@ def _train_spec(prep: PreparedView, family: str, cfg: Mapping, log, fit_final: b
     return result
 
 
-def evaluate_predictions(predictions: pd.DataFrame, prep: PreparedView, cfg: Mapping) -> dict[str, Any]:
-    """`metrics.evaluate_scores` of OOS predictions against the view's raw label columns."""
+def evaluate_predictions(predictions: pd.DataFrame, labels: pd.DataFrame, cfg: Mapping) -> dict[str, Any]:
+    """`metrics.evaluate_scores` of OOS predictions against the raw label columns of the same rows.
+
+    `labels` is row-aligned with `predictions` (taken by position from the prepared view): the zoo's
+    tasks share one PreparedView across threads, and a label lookup by MultiIndex would build that
+    index's lazy hash engine concurrently, which pandas does not make thread-safe (spurious KeyError).
+    """
     ev = cfg["evaluation"]
-    targets = {h: c for h, c in ev["labels"].items() if c in prep.labels.columns}
+    targets = {h: c for h, c in ev["labels"].items() if c in labels.columns}
     if predictions.empty or int(ev["primary"]) not in targets:
         return {"n_days": 0}
-    labels = prep.labels.loc[pd.MultiIndex.from_arrays([predictions["date"], predictions["symbol"]])]
+    if len(labels) != len(predictions):
+        raise ValueError(f"labels ({len(labels)} rows) are not row-aligned with predictions ({len(predictions)})")
     frame = pd.DataFrame({"date": predictions["date"].to_numpy(), "score": predictions["score"].to_numpy()})
     for col in targets.values():
         frame[col] = labels[col].to_numpy()

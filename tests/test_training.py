@@ -264,3 +264,42 @@ def test_metric_extensions():
                 "ic_decay_5", "n_days"):
         assert key in card
     assert card["n_days"] == 50 and card["hit_rate"] > 0.9 and card["rank_ic"] == pytest.approx(decay[5])
+
+
+
+def test_a_spec_never_looks_labels_up_by_key_in_the_shared_prepared_view(prepared, monkeypatch):
+    """`aurora run` trains specs as Prefect tasks on a thread pool over one shared PreparedView. A lookup
+    by key builds the MultiIndex's lazy hash engine, which pandas does not build thread-safely
+    (pandas-dev/pandas#28439: spurious KeyError, seen in CI). Rows are taken by position instead."""
+    cfg, preps = prepared
+    shared = preps["price_momentum"]
+    guarded = {id(shared.X.index), id(shared.labels.index)}
+    for name in ("get_loc", "get_indexer", "get_indexer_for", "_get_indexer_strict"):
+        original = getattr(pd.MultiIndex, name)
+
+        def refuse(self, *args, _original=original, _name=name, **kwargs):
+            assert id(self) not in guarded, f"key lookup ({_name}) on the shared PreparedView's index"
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(pd.MultiIndex, name, refuse)
+    for family in ("ridge", "fama_macbeth", "lightgbm"):
+        result = train_spec(shared, family, cfg, fit_final=False)
+        assert result.metrics["n_days"] > 0
+
+
+def test_specs_sharing_one_prepared_view_across_threads_match_sequential_training(frames):
+    """`aurora run` trains specs as Prefect tasks on a thread pool over one shared PreparedView; nothing
+    in a spec may rely on lazily built shared state (pandas' MultiIndex engine is not thread-safe)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfg = small_config()
+    view = build_view_frames(frames, cfg)["price_momentum"]
+    families = ["ridge", "fama_macbeth", "ridge", "fama_macbeth"]
+    expected = {f: train_spec(prepare_view(view, "price_momentum", cfg), f, cfg, fit_final=False) for f in families}
+    for _ in range(3):
+        shared = prepare_view(view, "price_momentum", cfg)  # a fresh view: no index engine built yet
+        with ThreadPoolExecutor(max_workers=len(families)) as pool:
+            results = list(pool.map(lambda f, prep=shared: train_spec(prep, f, cfg, fit_final=False), families))
+        for family, got in zip(families, results, strict=True):
+            pd.testing.assert_frame_equal(got.predictions, expected[family].predictions)
+            assert got.metrics == expected[family].metrics
