@@ -39,6 +39,8 @@ class MarketPanel:
     sector: np.ndarray  # (N,) integer codes into `sectors`
     sectors: list[str]
     market_return: np.ndarray  # (T,) equal-weighted mean return of trading names
+    high: np.ndarray | None = None  # daily highs and lows where the prices have them (spread estimates)
+    low: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -118,6 +120,8 @@ def market_panel(
         adv_value=adv.to_numpy(dtype="float64"), sigma=sigma.to_numpy(dtype="float64"),
         beta=beta.to_numpy(dtype="float64"), sector=codes, sectors=sectors,
         market_return=mkt.to_numpy(dtype="float64"),
+        high=wide("high").reindex(index=dates, columns=symbols).to_numpy(dtype="float64") if "high" in frame else None,
+        low=wide("low").reindex(index=dates, columns=symbols).to_numpy(dtype="float64") if "low" in frame else None,
     )
 
 

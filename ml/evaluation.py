@@ -473,10 +473,13 @@ def run_policy_stage(paths: DataPaths, log: Log = print, policy_config=None, ens
     run = runs[chosen]
     daily = run.daily.assign(nav=(1.0 + run.daily["net_return"]).cumprod())
     positions = run.result.positions_frame(market)
+    constants = run.result.constants if run.result.constants is not None else pd.DataFrame(
+        {"date": pd.Series(dtype="datetime64[ns]"), "constant": pd.Series(dtype=str), "value": pd.Series(dtype=float)})
     write_tables(paths, {
         "positions": _dated(positions),
         "backtest_daily": _dated(daily),
         "ensemble_comparison": table,
+        "policy_constants": _dated(constants.assign(method=chosen)),
     })
     m = run.metrics
     report = {
@@ -496,7 +499,11 @@ def run_policy_stage(paths: DataPaths, log: Log = print, policy_config=None, ens
                       oracle_policy_rank_ic=float(table.set_index("name").loc["oracle", "rank_ic"]))
     book = gr.Book.from_result(run.result, pol.SignalPanel.from_frame(signals[chosen], market).expected_return)
     guard = gr.stage_guardrails(book, run.daily, m, positions["reason"].value_counts().to_dict(), pcfg)
-    report.update(policy_warnings=guard.messages, policy_diagnostics=guard.diagnostics)
+    report.update(policy_warnings=guard.messages, policy_diagnostics=guard.diagnostics,
+                  policy_constants=latest_constants(constants))
+    if report["policy_constants"]:
+        log("[policy] measured constants (latest): " + ", ".join(
+            f"{k} {v:.3g}" for k, v in report["policy_constants"].items()))
     for message in guard.messages:
         log(f"[policy] WARNING {message}")
     report["backtest_stage_s"] = time.perf_counter() - started
@@ -505,6 +512,14 @@ def run_policy_stage(paths: DataPaths, log: Log = print, policy_config=None, ens
     log(f"[policy] {chosen}: {headline}{gr.summary_line(guard.diagnostics, reasons=False)}; wrote ml.positions, "
         f"ml.backtest_daily, ml.ensemble_comparison in {report['backtest_stage_s']:.1f}s")
     return _floats(report)
+
+
+def latest_constants(constants: pd.DataFrame) -> dict[str, float]:
+    """The last measured value of each constant (report key `policy_constants`)."""
+    if constants is None or constants.empty:
+        return {}
+    last = constants.sort_values("date").groupby("constant")["value"].last()
+    return {str(k): float(v) for k, v in last.items() if np.isfinite(v)}
 
 
 def run_backtest_stage(paths: DataPaths, log: Log = print, ensemble_config=None, policy_config=None,

@@ -35,7 +35,7 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "config" / "policy.y
 
 # reason codes (int8 per name and date) and their text in ml.positions
 (NONE, TRADE, HOLD_COST, HOLD_TARGET, CAPPED, AB_STRADDLE, AB_UNCERTAIN, AB_NOSIGNAL, CLOSED, REFUSED_COST,
- CAPPED_NEUTRAL) = range(11)
+ CAPPED_NEUTRAL, HOLD_BAND, UNWIND, AB_UNMEASURED) = range(14)
 REASONS = {
     NONE: "flat",
     TRADE: "trade",
@@ -48,6 +48,9 @@ REASONS = {
     CLOSED: "closed: not tradable",
     REFUSED_COST: "refused: trade value below cost",  # cut on a budget day, but worth <= its cost anyway
     CAPPED_NEUTRAL: "capped: neutral scaling",  # cut although the budget was not spent (exposure constraints)
+    HOLD_BAND: "hold: inside no-trade band",  # held; moving it would cost more than the alpha it adds
+    UNWIND: "unwind: alpha gone",  # reduced a position whose alpha is zero or reversed
+    AB_UNMEASURED: "abstain: no measurable edge",  # the signal's walk-forward edge is not distinguishable from 0
 }
 
 
@@ -553,9 +556,14 @@ def load_config(config: str | Path | Mapping | None = None) -> dict[str, Any]:
     return _merge(POLICY_DEFAULTS, config)
 
 
-def policy_from_config(cfg: Mapping[str, Any]) -> CostAwarePolicy:
-    """The cost-aware policy of a config; a component set to null/false is switched off. Other blocks
-    (`naive`, `guardrails`: read by `ml.portfolio.guardrails`) are passed over."""
+def policy_from_config(cfg: Mapping[str, Any]) -> Policy:
+    """The policy of a config: the held-book optimizer (`ml.portfolio.held_book`) when it has an
+    `optimizer` block, else the target-tracking cost-aware policy, a component set to null/false
+    switched off. Other blocks (`naive`, `guardrails`: read by `ml.portfolio.guardrails`) are passed over."""
+    if cfg.get("optimizer") is not None:
+        from ml.portfolio.from_config import held_book_from_config
+
+        return held_book_from_config(cfg)
     costs = cost_model_from_config(cfg.get("costs"))
 
     def part(name: str, cls):

@@ -210,7 +210,7 @@ class GrossCap:
         if not m["gross_max"] > self.cap * (1 + self.tolerance):
             return None
         return GuardrailWarning(self.name, m["gross_max"], self.cap, (
-            f"held gross exceeded the cap of {self.cap:.2f}x (risk.gross_leverage) on "
+            f"held gross exceeded the cap of {self.cap:.2f}x (the gross leverage limit) on "
             f"{m['gross_days_above_cap_share']:.0%} of days: mean {m['gross_mean']:.2f}x, max {m['gross_max']:.2f}x"))
 
 
@@ -347,9 +347,11 @@ def stage_guardrails(book: Book, daily: pd.DataFrame, metrics: Mapping[str, Any]
     (`policy_diagnostics`): the backtest window, days, held gross, turnover per month as a share of
     capital and of the book, the guardrails' measures and the ml.positions reason counts."""
     cfg = GuardrailConfig.from_policy_config(policy_cfg)
-    gross_cap = float((policy_cfg.get("risk") or {}).get("gross_leverage", RISK_GROSS_DEFAULT))
+    from ml.portfolio.from_config import gross_cap as configured_gross_cap
+
+    gross_cap = configured_gross_cap(policy_cfg, RISK_GROSS_DEFAULT)
     turnover = policy_cfg.get("turnover")
-    min_trade = float((turnover or {}).get("min_trade", MIN_TRADE_DEFAULT)) if turnover else 0.0
+    min_trade = float((turnover or {}).get("min_trade", MIN_TRADE_DEFAULT)) if turnover is not None else 0.0
     warnings, measured = check_book(book, cfg, gross_cap, min_trade)
     dates = pd.to_datetime(daily["date"]) if len(daily) else pd.Series([], dtype="datetime64[ns]")
     taken = book.has_positions

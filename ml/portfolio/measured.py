@@ -1,0 +1,143 @@
+"""Market-dependent constants of the policy, measured walk-forward from the data themselves.
+
+The policy used to carry constants fitted to one synthetic market (`holding_days`, `signal_decay`, a
+threshold multiple, a trading speed). Each is replaced here by a quantity measured, at every
+decision date t, from data known at t only:
+
+- the signal's edge: the realized cross-sectional return over the next h days per bp of expected
+  return, K_t(h), from the (signal date s, outcome s + h) pairs with s + h <= t (the calibrator's purge:
+  an outcome counts only once it has happened), pooled over an expanding (or exponentially weighted)
+  window, with its t-statistic (per-date slopes, overlap-corrected by sqrt(h));
+- the holding horizon h*_t: the lag at which the shrunk cumulative edge peaks (the alpha's life; beyond
+  it holding adds risk and no return);
+- the edge used, K_t(h) * max(0, 1 - z^2/t^2): a James-Stein-like shrinkage whose z is the two-sided 5%
+  critical value corrected for the number of lags tried (Bonferroni), so an edge that cannot be told
+  from zero, at any lag, is worth nothing and the book abstains (a market with no alpha).
+
+Everything is vectorized: cumulative sums over dates, one pass per lag of the grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+BPS = 1e4
+
+
+@dataclass
+class EdgeEstimate:
+    """Walk-forward edge of a signal, one value per decision date (arrays of length T)."""
+
+    lags: np.ndarray  # the horizon grid, days
+    slope: np.ndarray  # (T, L) K_t(h): realized return (fraction) per bp of expected return, cumulative to h
+    tstat: np.ndarray  # (T, L)
+    n_dates: np.ndarray  # (T, L) signal dates behind each estimate
+    horizon: np.ndarray  # (T,) h*_t (0: not measured yet)
+    edge: np.ndarray  # (T,) shrunk K_t(h*_t), >= 0 (return per bp of expected return)
+
+    def frame(self, dates: pd.DatetimeIndex) -> pd.DataFrame:
+        """Long rows (date, constant, value) for `ml.policy_constants`."""
+        pick = np.clip(np.searchsorted(self.lags, np.maximum(self.horizon, self.lags[0])), 0, len(self.lags) - 1)
+        rows = np.arange(len(dates))
+        parts = {
+            "edge_per_bp": self.edge * BPS,  # bps of realized return per bp of expected return
+            "holding_horizon_days": self.horizon.astype(float),
+            "edge_tstat": np.where(self.horizon > 0, self.tstat[rows, pick], np.nan),
+            "edge_raw_per_bp": np.where(self.horizon > 0, self.slope[rows, pick] * BPS, np.nan),
+        }
+        return pd.concat([pd.DataFrame({"date": dates, "constant": k, "value": v}) for k, v in parts.items()],
+                         ignore_index=True)
+
+
+def _demeaned(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    n = ok.sum(axis=1, keepdims=True)
+    mean = np.where(n > 0, np.where(ok, values, 0.0).sum(axis=1, keepdims=True) / np.maximum(n, 1), 0.0)
+    return np.where(ok, values - mean, 0.0)
+
+
+def _known(daily: np.ndarray, lag: int) -> np.ndarray:
+    """sum over signal dates s <= t - lag of daily[s]: what is known at the close of t."""
+    total = np.cumsum(daily)
+    out = np.zeros_like(total)
+    if lag < len(total):
+        out[lag:] = total[: len(total) - lag]
+    return out
+
+
+def measure_edge(
+    expected_return: np.ndarray,
+    returns: np.ndarray,
+    lags: tuple[int, ...] = (1, 2, 3, 5, 10, 21),
+    min_dates: int = 63,
+    level: float = 0.05,
+) -> EdgeEstimate:
+    """Walk-forward edge of `expected_return` (dates x names, bps, NaN: none) against the panel's daily
+    `returns` (dates x names; row t is the return into t). Cross-sections are demeaned (a dollar-neutral
+    book's view). At t only signal dates s with s + h <= t enter the estimate at lag h."""
+    er = np.asarray(expected_return, dtype=float)
+    r = np.nan_to_num(np.asarray(returns, dtype=float))
+    T = er.shape[0]
+    has = np.isfinite(er)
+    e = _demeaned(np.nan_to_num(er), has)
+    cum = np.vstack([np.zeros((1, r.shape[1])), np.cumsum(r, axis=0)])  # cum[t + 1] = sum r[:t + 1]
+    lag_arr = np.asarray(sorted(set(int(h) for h in lags)), dtype=int)
+    L = len(lag_arr)
+    slope, tstat, n_dates = np.zeros((T, L)), np.zeros((T, L)), np.zeros((T, L))
+    for j, h in enumerate(lag_arr):
+        fwd = np.full(r.shape, np.nan)
+        if h < T:
+            fwd[: T - h] = cum[h + 1: T + 1] - cum[1: T - h + 1]  # sum of r[s+1 .. s+h]
+        ok = has & np.isfinite(fwd)
+        y = _demeaned(np.nan_to_num(fwd), ok)
+        x = np.where(ok, e, 0.0)
+        den = (x * x).sum(axis=1)
+        num = (x * y).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            b = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+        used = (den > 0).astype(float)
+        s_den, s_num = _known(den, h), _known(num, h)
+        s_d2, s_d2b, s_d2b2 = (_known(den * den, h), _known(den * den * b, h),
+                               _known(den * den * b * b, h))
+        count = np.cumsum(used)
+        known_n = np.zeros(T)
+        known_n[h:] = count[: T - h] if h < T else 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            k = np.where(s_den > 0, s_num / np.where(s_den > 0, s_den, 1.0), 0.0)
+            resid = np.maximum(s_d2b2 - 2.0 * k * s_d2b + k * k * s_d2, 0.0)
+            se = np.sqrt(resid * h) / np.where(s_den > 0, s_den, 1.0)
+            t = np.where(se > 0, k / np.where(se > 0, se, 1.0), 0.0)
+        enough = known_n >= min_dates
+        slope[:, j] = np.where(enough, k, 0.0)
+        tstat[:, j] = np.where(enough, t, 0.0)
+        n_dates[:, j] = known_n
+    z = float(norm.ppf(1.0 - level / (2.0 * L)))
+    shrunk = np.maximum(slope, 0.0) * np.maximum(0.0, 1.0 - z * z / np.maximum(tstat * tstat, 1e-12))
+    best = np.argmax(shrunk, axis=1)
+    rows = np.arange(T)
+    edge = shrunk[rows, best]
+    horizon = np.where(edge > 0, lag_arr[best], 0)
+    return EdgeEstimate(lags=lag_arr, slope=slope, tstat=tstat, n_dates=n_dates, horizon=horizon, edge=edge)
+
+
+def corwin_schultz_spread(high: np.ndarray, low: np.ndarray, window: int = 21) -> np.ndarray:
+    """Corwin-Schultz (2012) bid-ask spread from daily highs and lows, in bps, averaged over a trailing
+    `window` of two-day estimates (negative estimates set to 0, as the authors do). Row t uses days
+    up to t only. NaN where the range is unknown (e.g. high == low == close in a closes-only panel)."""
+    hi, lo = np.asarray(high, dtype=float), np.asarray(low, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hl = np.log(hi / lo) ** 2
+        hi2 = np.fmax(hi, np.vstack([np.full((1, hi.shape[1]), np.nan), hi[:-1]]))
+        lo2 = np.fmin(lo, np.vstack([np.full((1, lo.shape[1]), np.nan), lo[:-1]]))
+        beta = hl + np.vstack([np.full((1, hl.shape[1]), np.nan), hl[:-1]])
+        gamma = np.log(hi2 / lo2) ** 2
+        k = 3.0 - 2.0 * np.sqrt(2.0)
+        alpha = (np.sqrt(2.0 * beta) - np.sqrt(beta)) / k - np.sqrt(gamma / k)
+        s = 2.0 * (np.exp(alpha) - 1.0) / (1.0 + np.exp(alpha))
+    s = np.where(np.isfinite(s), np.maximum(s, 0.0), np.nan)
+    s = np.where(np.isfinite(beta) & (beta > 0), s, np.nan)  # no range: unknown, not zero
+    avg = pd.DataFrame(s).rolling(window, min_periods=max(5, window // 4)).mean().to_numpy()
+    return avg * BPS
