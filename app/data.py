@@ -372,6 +372,25 @@ def _position_reasons(ctx: Ctx) -> pd.DataFrame | None:
     return ctx.df(f"select reason, count(*) as rows from {ML}.positions group by reason order by rows desc, reason")
 
 
+@query("policy_constants")
+def _policy_constants(ctx: Ctx) -> pd.DataFrame | None:
+    """`ml.policy_constants`: the policy's measured constants, long rows (date, constant, value, method),
+    one value per decision date and constant (None when the table is absent or of another shape)."""
+    found = f"{ML}.policy_constants"
+    if not ctx.has(found):
+        return None
+    cols = set(ctx.columns(found))
+    if not {"date", "constant", "value"} <= cols:
+        return None
+    method = "cast(method as varchar)" if "method" in cols else "cast(null as varchar)"
+    return ctx.df(
+        f"""select cast(date as date) as date, cast(constant as varchar) as constant,
+                   cast(value as double) as value, {method} as method
+            from {found} where date is not null and constant is not null
+            order by date, constant"""
+    )
+
+
 @query("latest_dates")
 def _latest_dates(ctx: Ctx) -> pd.DataFrame | None:
     """Latest date of each dated ml table."""

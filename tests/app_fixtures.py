@@ -3,8 +3,8 @@
 `build_demo_data_dir(root)` generates a small synthetic market (`ml.market.write_market`), publishes a
 stand-in labels mart and one feature mart, and writes the tables later stages produce - `ml.predictions`,
 `ml.signals`, `ml.positions`, `ml.backtest_daily`, `ml.model_registry`, `ml.model_events`,
-`ml.model_status_daily`, `ml.ensemble_weights`, `ml.ensemble_comparison`, `ml.run_log`, `ml.feature_drift`,
-`quality.gx_results` - plus dbt's run_results.json and the saved report, directly with DuckDB.
+`ml.model_status_daily`, `ml.ensemble_weights`, `ml.ensemble_comparison`, `ml.policy_constants`, `ml.run_log`,
+`ml.feature_drift`, `quality.gx_results` - plus dbt's run_results.json and the saved report, directly with DuckDB.
 
 The numbers are synthetic but consistent: model scores are noisy views of the realized label, the
 signals are the ensemble z-score scaled to the label's spread (in bps, with 80% intervals), positions
@@ -218,6 +218,8 @@ def write_ml_tables(paths: DataPaths, seed: int = 0, oos_fraction: float = 0.55)
         for f, v in (("ret_5d", 0.04), ("ret_21d", 0.11), ("vol_21d", 0.27))
     ])
 
+    constants = policy_constants(oos, backtest["nav"].to_numpy())
+
     tables = {
         "predictions": predictions.assign(date=predictions["date"].dt.date),
         "signals": signals.assign(date=signals["date"].dt.date),
@@ -228,6 +230,7 @@ def write_ml_tables(paths: DataPaths, seed: int = 0, oos_fraction: float = 0.55)
         "model_status_daily": pd.DataFrame(status_daily),
         "ensemble_weights": pd.DataFrame(ew),
         "ensemble_comparison": comparison,
+        "policy_constants": constants.assign(date=constants["date"].dt.date),
         "run_log": run_log,
         "feature_drift": drift,
     }
@@ -244,7 +247,34 @@ def write_ml_tables(paths: DataPaths, seed: int = 0, oos_fraction: float = 0.55)
         "cost_retention": float(net.mean() / grs.mean()),
         "n_model_families": len({r["family"] for r in registry if r["status"] == "active"}),
         "n_models_active": len(active), "n_models_retired": 1,
+        "policy_constants": latest_constants(constants),
     }
+
+
+def policy_constants(oos: pd.DatetimeIndex, nav: np.ndarray, every: int = 10) -> pd.DataFrame:
+    """`ml.policy_constants` as the policy stage writes it (date, constant, value, method), on every
+    `every`-th out-of-sample date and the last one: a positive edge that drifts, a 5- or 10-day horizon,
+    spreads mostly estimated from highs and lows, one relaxed optimizer day."""
+    idx = sorted(set(range(0, len(oos), every)) | {len(oos) - 1})
+    rows = []
+    for i, k in enumerate(idx):
+        edge = 0.3 + 0.05 * np.sin(i / 3)
+        values = {
+            "edge_per_bp": edge, "edge_raw_per_bp": edge * 1.4, "edge_tstat": 3.0 + 0.2 * np.cos(i / 3),
+            "holding_horizon_days": 10.0 if i % 4 < 2 else 5.0, "spread_median_bps": 8.0 + 0.1 * i,
+            "spread_share_quoted": 0.0, "spread_share_estimated": 0.9 - 0.01 * (i % 3),
+            "spread_share_fallback": 0.1 + 0.01 * (i % 3), "risk_aversion": 5.0,
+            "realized_risk_scale": 1.0 + 0.02 * np.sin(i), "nav": float(nav[k]),
+            "optimizer_relaxed": float(i == 2), "optimizer_fallback": 0.0,
+        }
+        rows += [{"date": oos[k], "constant": c, "value": float(v), "method": "stacked"} for c, v in values.items()]
+    return pd.DataFrame(rows)
+
+
+def latest_constants(constants: pd.DataFrame) -> dict[str, float]:
+    """The report key `policy_constants`: {constant: latest value}."""
+    last = constants.sort_values("date").groupby("constant")["value"].last()
+    return {str(k): float(v) for k, v in last.items()}
 
 
 def write_tables(paths: DataPaths, tables: dict[str, pd.DataFrame], schema: str = "ml") -> None:

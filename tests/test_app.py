@@ -166,6 +166,51 @@ def test_backtest_says_no_positions_taken_with_the_reason_counts(demo_copy, monk
     assert not any("nan" in m.value.lower() for m in at.markdown)
 
 
+def _constants_table(at: AppTest):
+    return next(d.value for d in at.dataframe if {"constant", "latest", "meaning"} <= set(d.value.columns))
+
+
+def test_backtest_shows_the_measured_policy_constants(demo_dir, monkeypatch):
+    at = render("Backtest", demo_dir, monkeypatch)
+    assert "Measured policy constants" in [s.value for s in at.subheader]
+    with duckdb.connect(str(demo_dir / "warehouse.duckdb"), read_only=True) as con:
+        latest = dict(con.execute(
+            "select constant, value from ml.policy_constants "
+            "where date = (select max(date) from ml.policy_constants)").fetchall())
+    table = _constants_table(at).set_index("constant")
+    assert list(table.index) == [  # every constant, in the documented order
+        "edge_per_bp", "edge_raw_per_bp", "edge_tstat", "holding_horizon_days", "spread_median_bps",
+        "spread_share_quoted", "spread_share_estimated", "spread_share_fallback", "risk_aversion",
+        "realized_risk_scale", "nav", "optimizer_relaxed", "optimizer_fallback"]
+    assert table["latest"].to_dict() == pytest.approx(latest)
+    assert table["meaning"].str.len().min() > 20
+    assert table.loc["optimizer_relaxed", "mean over window"] > 0  # one relaxed day in the demo
+    assert "Corwin-Schultz" in table.loc["spread_share_estimated", "meaning"]
+    assert not any("abstaining" in w.value for w in at.warning)  # the demo's edge is positive
+
+
+def test_backtest_says_the_policy_abstains_when_the_latest_edge_is_zero(demo_copy, monkeypatch):
+    with duckdb.connect(str(demo_copy / "warehouse.duckdb")) as con:
+        con.execute("""update ml.policy_constants set value = case when constant = 'edge_per_bp' then 0
+                                                                    when constant = 'holding_horizon_days' then 0
+                                                                    else null end
+                       where constant in ('edge_per_bp', 'holding_horizon_days', 'edge_tstat', 'edge_raw_per_bp')
+                         and date = (select max(date) from ml.policy_constants)""")
+    at = render("Backtest", demo_copy, monkeypatch)
+    abstaining = [w.value for w in at.warning if "abstaining" in w.value]
+    assert len(abstaining) == 1 and "edge is not distinguishable from zero" in abstaining[0]
+    table = _constants_table(at).set_index("constant")
+    assert table.loc["edge_per_bp", "latest"] == 0 and table.loc["holding_horizon_days", "latest"] == 0
+    assert not any("nan" in m.value.lower() for m in at.markdown)
+
+    with duckdb.connect(str(demo_copy / "warehouse.duckdb")) as con:
+        con.execute("drop table ml.policy_constants")
+    app_data.clear_caches()
+    at = render("Backtest", demo_copy, monkeypatch)
+    assert any("ml.policy_constants" in n and "not available yet" in n for n in infos(at))
+    assert "Measured policy constants" in [s.value for s in at.subheader]
+
+
 def test_data_quality(demo_dir, monkeypatch):
     at = render("Data quality", demo_dir, monkeypatch)
     m = metrics(at)

@@ -1,4 +1,5 @@
-"""Backtest: gross vs net equity, drawdown, turnover and cost retention from `ml.backtest_daily`."""
+"""Backtest: gross vs net equity, drawdown, turnover and cost retention from `ml.backtest_daily`; the
+policy's measured constants (edge, holding horizon, spreads, ...) from `ml.policy_constants`."""
 
 from __future__ import annotations
 
@@ -11,12 +12,31 @@ from app import data, ui
 from app.targets import TARGETS, fmt
 
 TRADING_DAYS = 252
+# ml.policy_constants: what each measured constant means, in the order shown
+CONSTANTS = {
+    "edge_per_bp": "Edge used: bps of realized return per bp of expected return, measured walk-forward and "
+                   "shrunk; 0 = no measurable edge, the book abstains",
+    "edge_raw_per_bp": "The same edge before shrinkage, at the holding horizon",
+    "edge_tstat": "t-statistic of the raw edge (overlapping horizons corrected)",
+    "holding_horizon_days": "Days after which the cumulative edge peaks: how long the alpha lives (0 = not measured)",
+    "spread_median_bps": "Median bid-ask spread of the tradable names, in bps",
+    "spread_share_quoted": "Share of tradable names whose spread is quoted",
+    "spread_share_estimated": "Share whose spread is estimated from highs and lows (Corwin-Schultz)",
+    "spread_share_fallback": "Share with neither, charged the configured fallback spread",
+    "risk_aversion": "Weight of risk against expected return in the optimizer",
+    "realized_risk_scale": "Realized over ex-ante book volatility; scales the volatility target",
+    "nav": "Capital multiple the trades were sized on (impact, ADV caps)",
+    "optimizer_relaxed": "1 on a day the optimizer had to drop the turnover budget (mean: share of days)",
+    "optimizer_fallback": "1 on a day the optimizer fell back to a simpler book (mean: share of days)",
+}
+SPREAD_SOURCES = {"spread_share_quoted": "quoted", "spread_share_estimated": "estimated (Corwin-Schultz)",
+                  "spread_share_fallback": "fallback"}
 
 st.title("Backtest")
 st.caption("The chosen ensemble's signals through the cost-aware policy, after costs (`ml.backtest_daily`).")
 
 paths = data.data_paths()
-read = data.read(["backtest_daily", "ensemble_comparison"], paths)
+read = data.read(["backtest_daily", "ensemble_comparison", "policy_constants"], paths)
 ui.read_notice(read)
 daily = read.get("backtest_daily")
 report, _ = data.load_report(paths)
@@ -180,6 +200,67 @@ with right:
         ex = df[["date", *exp_cols]].melt("date", var_name="exposure", value_name="value")
         ui.show_chart(ui.line(ex, "date", "value", "exposure", y_title="fraction of capital", y_format=".2f",
                               height=260))
+
+# ------------------------------------------------------------------------------------------ constants
+st.subheader("Measured policy constants")
+constants = read.get("policy_constants")
+if constants is None or constants.empty:
+    ui.not_available("The policy's measured constants (`ml.policy_constants`)")
+else:
+    constants = constants.assign(date=pd.to_datetime(constants["date"])).sort_values(["constant", "date"])
+    known = constants.dropna(subset=["value"])
+    latest = known.groupby("constant").tail(1).set_index("constant")
+    window_mean = known.groupby("constant")["value"].mean()
+    order = [c for c in CONSTANTS if c in latest.index] + sorted(c for c in latest.index if c not in CONSTANTS)
+    as_of = constants["date"].max()
+    methods = sorted(m for m in constants["method"].dropna().unique()) if "method" in constants else []
+    st.caption(f"Measured walk-forward at every decision date from data known then; latest {as_of:%Y-%m-%d}"
+               + (f", policy run on the `{'`, `'.join(methods)}` signals" if methods else "") + ".")
+    edge_row = latest.loc["edge_per_bp"] if "edge_per_bp" in latest.index else None
+    if edge_row is not None and edge_row["value"] <= 0:
+        st.warning(f"The policy is abstaining: the signal's edge is not distinguishable from zero (measured edge "
+                   f"per bp 0 on {edge_row['date']:%Y-%m-%d}), so the book takes no positions on it.",
+                   icon=":material/block:")
+    shown = pd.DataFrame({
+        "constant": order,
+        "latest": [float(latest.loc[c, "value"]) for c in order],
+        "meaning": [CONSTANTS.get(c, "") for c in order],
+        "mean over window": [float(window_mean[c]) for c in order],
+        "as of": [latest.loc[c, "date"] for c in order],
+    })
+    if shown["as of"].nunique() == 1:  # said in the caption
+        shown = shown.drop(columns="as of")
+    ui.table(shown, fit=True, column_config={c: st.column_config.NumberColumn(format="%.4f")
+                                             for c in ("latest", "mean over window")})
+    wide = constants.pivot_table(index="date", columns="constant", values="value", aggfunc="last").reset_index()
+    left, right = st.columns(2)
+    with left:
+        st.caption("Edge per bp and holding horizon")
+        if not {"edge_per_bp", "holding_horizon_days"} & set(wide.columns):
+            ui.not_available("The edge and holding horizon")
+        else:
+            base = alt.Chart(wide).encode(x=alt.X("date:T", title=None))
+            layers = []
+            for col, title, color, extra in (
+                ("edge_per_bp", "edge (bps per bp of expected return)", "#1f77b4", {}),
+                ("holding_horizon_days", "holding horizon (days)", "#ff7f0e", {"interpolate": "step-after"}),
+            ):
+                if col in wide:
+                    layers.append(base.mark_line(color=color, **extra).encode(
+                        y=alt.Y(f"{col}:Q", title=title,
+                                axis=alt.Axis(titleColor=color, orient="right" if layers else "left")),
+                        tooltip=[alt.Tooltip("date:T"), alt.Tooltip(f"{col}:Q", format=".3f")],
+                    ))
+            ui.show_chart(alt.layer(*layers).resolve_scale(y="independent").properties(height=260))
+    with right:
+        st.caption("Where the spreads come from (share of tradable names)")
+        shares = constants[constants["constant"].isin(SPREAD_SOURCES)]
+        if shares.empty:
+            ui.not_available("The spread sources")
+        else:
+            shares = shares.assign(source=shares["constant"].map(SPREAD_SOURCES))[["date", "source", "value"]]
+            ui.show_chart(ui.line(shares.rename(columns={"value": "share"}), "date", "share", "source",
+                                  y_title="share of tradable names", y_format=".0%", height=260))
 
 comparison = read.get("ensemble_comparison")
 if comparison is not None and len(comparison):
