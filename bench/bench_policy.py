@@ -40,18 +40,17 @@ TARGETS = (
 
 SENSITIVITY = {
     "as configured": {},
-    "no turnover budget": {"turnover": {"max_daily_turnover": None}},
-    "budget 0.05/day": {"turnover": {"max_daily_turnover": 0.05}},
-    "budget 0.2/day": {"turnover": {"max_daily_turnover": 0.2}},
-    "speed 0.5": {"turnover": {"speed": 0.5}},
-    "no cost threshold": {"threshold": None},
-    "threshold on 5-day edge": {"threshold": {"holding_days": 5, "signal_decay": 1.0}},
-    "threshold 20d, no decay": {"threshold": {"signal_decay": 1.0}},
+    "previous target policy": pol.TARGET_POLICY,
+    "no turnover limit": {"constraints": {"turnover_limit": False}},
+    "risk over h* only": {"optimizer": {"min_risk_horizon_days": 0}},
+    "full-risk IR 1": {"optimizer": {"full_risk_ir": 1.0}},
+    "full-risk IR 4": {"optimizer": {"full_risk_ir": 4.0}},
+    "no realized-risk scale": {"optimizer": {"realized_risk": None}},
+    "no borrow cost": {"borrow": None},
     "no abstention": {"abstention": None},
-    "risk exponent 2": {"risk": {"risk_exponent": 2.0}},
     "impact k=2": {"costs": {"sqrt_impact": {"k": 2.0}}},
     "capital 2e8": {"capital": 2.0e8},
-    "no neutrality": {"risk": {"neutral": []}},
+    "no neutrality": {"constraints": {"sector_neutral": False, "beta_neutral": False}},
 }
 
 
@@ -150,7 +149,7 @@ def main() -> None:
         for name, override in SENSITIVITY.items():
             cfg = ens._merge(pcfg, override)
             if "neutral" in (override.get("risk") or {}):
-                cfg["risk"]["neutral"] = override["risk"]["neutral"]
+                cfg["risk"]["neutral"] = tuple(override["risk"]["neutral"])
             policy = pol.policy_from_config(cfg)
             ours = run_policy(name, policy, comp.signals[comp.chosen], market).metrics
             row = {"variant": name, **{k: ours[k] for k in ("sharpe_gross", "sharpe_net", "max_drawdown",

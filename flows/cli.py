@@ -196,6 +196,10 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         _log(f"backtest: Sharpe net {values['sharpe_net']:.2f}, max drawdown {values['max_drawdown']:.1%}, "
              f"turnover {values['turnover_monthly']:.2f}x/month, cost retention {values['cost_retention']:.0%}")
     _log(f"backtest: {summary_line(diagnostics)}")
+    if values.get("policy_constants"):
+        from ml.report import constants_line
+
+        _log(f"backtest: measured {constants_line(values['policy_constants'])}")
     for message in guardrail_messages(values.get("policy_warnings")):
         _log(f"backtest: WARNING {message}")
     return 0

@@ -22,8 +22,17 @@ import pandas as pd
 
 from ml import ensemble as ens
 from ml import policy as pol
-from ml.backtest import MarketPanel, backtest_daily, forward_label, horizon_scale, market_panel, performance
+from ml.backtest import (
+    MarketPanel,
+    backtest_daily,
+    forward_label,
+    horizon_scale,
+    market_panel,
+    market_panel_from_mart,
+    performance,
+)
 from ml.calibration import Calibrator, calibration_error, interval_coverage
+from ml.data.market_mart import read_market_mart
 from ml.metrics import daily_ic, hit_rate, ic_summary
 from ml.paths import DataPaths
 from ml.portfolio import guardrails as gr
@@ -377,6 +386,11 @@ def _dated(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_market(paths: DataPaths) -> MarketPanel:
+    """The market panel: the dbt mart `market_panel` when the warehouse holds it for the raw prices
+    (`ml.data.market_mart`), else built from the raw prices and securities."""
+    mart = read_market_mart(paths)
+    if mart is not None:
+        return market_panel_from_mart(mart)
     prices = pd.read_parquet(paths.raw_table("prices"))
     securities = pd.read_parquet(paths.raw_table("securities")) if paths.raw_table("securities").exists() else None
     return market_panel(prices, securities)

@@ -547,6 +547,17 @@ POLICY_DEFAULTS: dict[str, Any] = {
 }
 
 
+# The target-tracking policy as configured before the held-book optimizer (issue 11): merged over
+# `config/policy.yaml` (it sets `optimizer` to null), it rebuilds that policy for comparisons and tests.
+TARGET_POLICY: dict[str, Any] = {
+    "optimizer": None,
+    "threshold": {"multiple": 1.0, "holding_days": 20, "signal_decay": 0.97, "trade_fraction": None},
+    "risk": {"risk_exponent": 1.0, "max_weight": 0.03, "max_adv_fraction": 0.05, "gross_leverage": 2.0,
+             "target_vol": 0.08, "neutral": ["dollar", "sector", "beta"]},
+    "turnover": {"speed": 0.2, "max_daily_turnover": 0.1, "max_monthly_turnover": 1.2, "min_trade": 1.0e-4},
+}
+
+
 def load_config(config: str | Path | Mapping | None = None) -> dict[str, Any]:
     """`config/policy.yaml` (or a path / dict) over the defaults."""
     if config is None:

@@ -33,8 +33,9 @@ REPORT_KEYS = (
     "timings_s",
     "policy_warnings",  # the policy_backtest stage's guardrail warnings (list of messages)
     "policy_diagnostics",  # its window, days, gross, turnover, book-signal correlation, ages, reasons
+    "policy_constants",  # the policy's constants measured walk-forward, latest values (ml.policy_constants)
 )
-_RENDERED_APART = ("policy_warnings", "policy_diagnostics")
+_RENDERED_APART = ("policy_warnings", "policy_diagnostics", "policy_constants")
 
 
 def describe_data(paths: DataPaths) -> dict[str, Any]:
@@ -157,5 +158,21 @@ def _policy_lines(report: dict[str, Any]) -> list[str]:
 
     diagnostics = report.get("policy_diagnostics")
     lines = [f"  backtest: {summary_line(diagnostics)}"] if diagnostics else []
+    constants = report.get("policy_constants") or {}
+    if constants:
+        lines.append(f"  measured: {constants_line(constants)}")
     warnings = report.get("policy_warnings") or []
     return lines + [f"  WARNING (policy): {m}" for m in (guardrail_messages(warnings) if diagnostics else warnings)]
+
+
+def constants_line(c: dict[str, float]) -> str:
+    """The policy's latest measured constants in one line (edge, horizon, spreads, risk scale)."""
+    edge = c.get("edge_per_bp", 0.0)
+    head = (f"edge {edge:.2f} bps per bp of expected return over {c.get('holding_horizon_days', 0):.0f} days "
+            f"(t {c.get('edge_tstat', float('nan')):.1f})" if edge > 0 else
+            "no measurable edge (the book abstains)")
+    shares = [f"{c[k] * 100:.0f}% {k.removeprefix('spread_share_')}" for k in
+              ("spread_share_quoted", "spread_share_estimated", "spread_share_fallback") if c.get(k, 0) > 0]
+    spread = f"; spreads median {c['spread_median_bps']:.1f} bps ({', '.join(shares)})" if "spread_median_bps" in c else ""
+    risk = f"; realized/ex-ante risk {c['realized_risk_scale']:.2f}" if "realized_risk_scale" in c else ""
+    return head + spread + risk

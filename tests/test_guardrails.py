@@ -14,7 +14,9 @@ from policy_fixtures import toy_market
 from ml import policy as pol
 from ml.backtest import backtest_daily, market_panel, performance
 from ml.config import ConfigError
+from ml.ensemble import _merge
 from ml.portfolio import guardrails as gr
+from ml.portfolio.held_book import HeldBookPolicy
 
 T, N = 300, 50
 
@@ -185,7 +187,7 @@ def test_report_shows_the_guardrail_warnings():
 # ---------------------------------------------------------------------------------------- config and labels
 def test_guardrails_block_is_read_typed_and_passed_over_by_the_policy():
     cfg = pol.load_config()
-    assert "guardrails" in cfg and isinstance(pol.policy_from_config(cfg), pol.CostAwarePolicy)
+    assert "guardrails" in cfg and isinstance(pol.policy_from_config(cfg), HeldBookPolicy)
     g = gr.GuardrailConfig.from_policy_config(cfg)
     assert g.min_book_signal_correlation == 0.2 and g.max_age_half_lives == 10 and g.max_refused_share == 0.5
     assert gr.GuardrailConfig.load({"recent_days": 21}).recent_days == 21
@@ -197,7 +199,8 @@ def test_reason_labels_never_change_weights_or_trades(toy_run, monkeypatch):
     """The honest labels (refused: value below cost / capped: budget / capped: neutral scaling) replace
     the old all-"capped" label only: every weight, trade and cost is bit-identical to the old labelling."""
     mp, sig, cfg = toy_run
-    policy = pol.policy_from_config(cfg)
+    policy = pol.policy_from_config(_merge(cfg, pol.TARGET_POLICY))  # the target-tracking policy's labels
+    assert isinstance(policy, pol.CostAwarePolicy)
     new = policy.run(sig, mp)
     monkeypatch.setattr(pol, "cut_reasons", lambda value, spent: np.full(value.shape, pol.CAPPED, np.int8))
     old = policy.run(sig, mp)

@@ -2,7 +2,7 @@
 
 Each guardrail is one small class that measures the book (weights, trades, targets and reasons of a
 `PolicyResult`, with the signals' expected returns on the same dates x names grid) and warns when a
-threshold of `config/policy.yaml` (`guardrails:` block; the gross cap is `risk.gross_leverage`) is
+threshold of `config/policy.yaml` (`guardrails:` block; the gross cap is `constraints.gross_leverage`) is
 crossed:
 
 - `GrossCap`: held gross exposure above the policy's gross cap (mean, max, share of days above);
