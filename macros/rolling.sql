@@ -18,6 +18,13 @@
 {%- endmacro %}
 
 
+{% macro last_known(expr, partition_by='symbol', order_by='date') -%}
+    {#- the latest non-null value of expr at or before the current row (forward fill); NULL if none yet -#}
+    last_value({{ expr }} ignore nulls) over
+        (partition by {{ partition_by }} order by {{ order_by }} rows between unbounded preceding and current row)
+{%- endmacro %}
+
+
 {% macro rolling_compound(ret, n, min_periods=none, offset=0, partition_by='symbol', order_by='date') -%}
     {#- compounded return prod(1 + r) - 1 over the trailing window; NULL until it holds min_periods returns -#}
     {%- set frame = trailing_frame(n, offset, partition_by, order_by) -%}

@@ -25,7 +25,9 @@ TRADING_DAYS = 252
 
 @dataclass
 class MarketPanel:
-    """Dates x symbols arrays from raw prices and securities (NaN where a name does not trade)."""
+    """Dates x symbols arrays (NaN where a name does not trade): from the dbt mart `market_panel`
+    (`market_panel_from_mart`, what the pipeline reads) or from raw prices and securities
+    (`market_panel`, for tests and benches)."""
 
     dates: pd.DatetimeIndex
     symbols: pd.Index
@@ -35,7 +37,7 @@ class MarketPanel:
     spread_bps: np.ndarray  # last known quoted spread (NaN if never known)
     adv_value: np.ndarray  # trailing mean daily traded value
     sigma: np.ndarray  # trailing daily volatility
-    beta: np.ndarray  # trailing beta to the equal-weighted market of the panel
+    beta: np.ndarray  # trailing market beta (mart: dbt's beta_market; raw: vs the panel's equal-weighted market)
     sector: np.ndarray  # (N,) integer codes into `sectors`
     sectors: list[str]
     market_return: np.ndarray  # (T,) equal-weighted mean return of trading names
@@ -68,6 +70,13 @@ def _rolling(frame: pd.DataFrame, window: int, min_periods: int, how: str) -> pd
     return getattr(roll, how)()
 
 
+def _sector_codes(sector_of: pd.Series, symbols: pd.Index) -> tuple[np.ndarray, list[str]]:
+    """Integer sector codes of `symbols` (sector "Unknown" where `sector_of` has none) and the names."""
+    names = sector_of.reindex(symbols).fillna("Unknown").astype(str)
+    sectors = sorted(names.unique())
+    return names.map({s: i for i, s in enumerate(sectors)}).to_numpy(dtype=int), sectors
+
+
 def market_panel(
     prices: pd.DataFrame,
     securities: pd.DataFrame | None = None,
@@ -75,8 +84,11 @@ def market_panel(
     adv_window: int = 20,
     beta_window: int = 252,
 ) -> MarketPanel:
-    """Build the panel from raw `prices` (date, symbol, close, volume[, spread_bps]) and `securities`
-    (symbol, sector). Trailing statistics use data up to each date only."""
+    """Build the panel from raw `prices` (date, symbol, close, volume[, spread_bps, high, low]) and
+    `securities` (symbol, sector). Trailing statistics use data up to each date only. Tests and benches
+    use it; the pipeline reads the dbt mart instead (`market_panel_from_mart`), whose beta is dbt's
+    (`beta_window` rows against the market benchmark) rather than this one against the panel's
+    equal-weighted market."""
     frame = prices.assign(date=pd.to_datetime(prices["date"]), symbol=prices["symbol"].astype(str))
 
     def wide(col: str) -> pd.DataFrame:
@@ -108,11 +120,9 @@ def market_panel(
     beta = (cov / var.where(var > 0)).clip(-3, 5).ffill().fillna(1.0)
     if securities is not None and "sector" in securities:
         sec_map = securities.assign(symbol=securities["symbol"].astype(str)).set_index("symbol")["sector"]
-        sector_names = sec_map.reindex(symbols).fillna("Unknown").astype(str)
     else:
-        sector_names = pd.Series("Unknown", index=symbols)
-    sectors = sorted(sector_names.unique())
-    codes = sector_names.map({s: i for i, s in enumerate(sectors)}).to_numpy(dtype=int)
+        sec_map = pd.Series(dtype=object)
+    codes, sectors = _sector_codes(sec_map, symbols)
     return MarketPanel(
         dates=pd.DatetimeIndex(dates), symbols=pd.Index(symbols.astype(str), name="symbol"),
         close=close.to_numpy(dtype="float64"), returns=ret.to_numpy(dtype="float64"),
@@ -122,6 +132,42 @@ def market_panel(
         market_return=mkt.to_numpy(dtype="float64"),
         high=wide("high").reindex(index=dates, columns=symbols).to_numpy(dtype="float64") if "high" in frame else None,
         low=wide("low").reindex(index=dates, columns=symbols).to_numpy(dtype="float64") if "low" in frame else None,
+    )
+
+
+MART_COLUMNS = ("symbol", "date", "sector", "close", "high", "low", "volume", "ret_1d", "tradable",
+                "spread_bps", "adv_value", "sigma", "beta")
+
+
+def market_panel_from_mart(frame: pd.DataFrame) -> MarketPanel:
+    """Lay the rows of the dbt mart `market_panel` (`MART_COLUMNS`, one row per symbol and date it
+    trades) on the dates x symbols grid. The mart computes every statistic; this only reshapes, with
+    `market_panel`'s semantics: returns NaN where a name does not trade (`tradable`: a price and a
+    non-zero volume), spread, ADV and sigma carried forward over days without a row (a delisted name
+    keeps its last values), beta carried forward, clipped to [-3, 5] and 1.0 where unknown, and
+    `market_return` the equal-weighted mean return of the names trading that day."""
+    f = frame.assign(date=pd.to_datetime(frame["date"]).astype("datetime64[ns]"), symbol=frame["symbol"].astype(str))
+    keyed = f.set_index(["date", "symbol"]).sort_index()
+    dates = pd.DatetimeIndex(keyed.index.get_level_values("date").unique(), name="date")
+    symbols = pd.Index(sorted(keyed.index.get_level_values("symbol").unique()), name="symbol")
+
+    def wide(col: str) -> pd.DataFrame:
+        values = keyed[col].astype("float64").unstack("symbol")
+        return values.reindex(index=dates, columns=symbols)
+
+    tradable = (keyed["tradable"].astype(bool).unstack("symbol", fill_value=False)
+                .reindex(index=dates, columns=symbols, fill_value=False))
+    ret = wide("ret_1d").where(tradable)
+    beta = wide("beta").clip(-3, 5).ffill().fillna(1.0)
+    sector_of = f.dropna(subset=["sector"]).groupby("symbol")["sector"].last()
+    codes, sectors = _sector_codes(sector_of, symbols)
+    return MarketPanel(
+        dates=dates, symbols=symbols,
+        close=wide("close").to_numpy(), returns=ret.to_numpy(), tradable=tradable.to_numpy(dtype=bool),
+        spread_bps=wide("spread_bps").ffill().to_numpy(), adv_value=wide("adv_value").ffill().to_numpy(),
+        sigma=wide("sigma").ffill().to_numpy(), beta=beta.to_numpy(), sector=codes, sectors=sectors,
+        market_return=ret.mean(axis=1).to_numpy(dtype="float64"),
+        high=wide("high").to_numpy(), low=wide("low").to_numpy(),
     )
 
 

@@ -115,7 +115,6 @@ def map_by_rank(score: pd.Series, reference: pd.DataFrame, columns: list[str]) -
 def run_publish_stage(paths: DataPaths, log: Log = print) -> dict[str, Any]:
     from ml import evaluation, feature_store
     from ml import policy as pol
-    from ml.backtest import market_panel
 
     started = time.perf_counter()
     prices = pd.read_parquet(paths.raw_table("prices"))
@@ -152,8 +151,7 @@ def run_publish_stage(paths: DataPaths, log: Log = print) -> dict[str, Any]:
     live["ensemble_version"] = "live:" + str(reference["ensemble_version"].iloc[0])
     signals = pd.concat([history[history["date"] < today], live[history.columns]], ignore_index=True)
 
-    securities = pd.read_parquet(paths.raw_table("securities"))
-    market = market_panel(prices, securities)
+    market = evaluation.load_market(paths)  # the market_panel mart, as the batch policy stage reads it
     policy = pol.policy_from_config(pol.load_config())
     run = evaluation.run_policy("live", policy, signals, market)
     positions = run.result.positions_frame(market)
