@@ -10,10 +10,13 @@ applied to the rows of [p, next refit). Nothing after p - 1 is used for a predic
   trailing volatility over the horizon, known at the date), and the empirical quantiles of those
   scaled residuals per score bucket (with the finite-sample conformal correction) give lower/upper.
   Scaling by volatility keeps coverage even across calm/stressed periods and across names.
-* Uncertainty (bps): how far the expected return moves when the score is moved by the models'
-  disagreement (weighted cross-model sd of standardized scores), inflated by the name's relative
-  interval width (its noise level versus the day's median). Small when models agree and the name is
-  quiet; large when they disagree or the name is noisy. The policy compares it with the signal.
+* Uncertainty (bps): the calibration's own standard error of the expected return (the bucket's mean
+  realized return is an estimate: its standard error over the training dates, clustered by date and
+  counting one independent date per `horizon` because forward returns overlap), combined in quadrature
+  with how far the expected return moves when the score is moved by the models' disagreement (weighted
+  cross-model sd of standardized scores); both inflated by the name's relative interval width (its
+  noise level versus the day's median). The policy abstains where it exceeds the signal: a curve fitted
+  to noise has a standard error as large as its values, so a market without alpha is not traded.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Calibrator:
     n_buckets: int = 10  # score buckets for the conformal quantiles
     coverage: float = 0.8
     disagreement_scale: float = 0.5  # score moved by this many cross-model sds for the uncertainty
+    calibration_error: bool = True  # add the calibration's own standard error to the uncertainty
     smooth_bins: int | None = 50  # isotonic fit on this many quantile-bin means, linearly interpolated
     clip: float = 3.0
 
@@ -92,6 +96,7 @@ class Calibrator:
             edges = np.unique(np.quantile(xt[ok], np.linspace(0, 1, self.n_buckets + 1)[1:-1]))
             bucket = np.searchsorted(edges, xt[ok], side="right")
             q_lo, q_hi = conformal_quantiles(u, bucket, len(edges) + 1, alpha)
+            se = bucket_standard_errors(yt[ok], bucket, codes[train][ok], len(edges) + 1, self.horizon)
             end = refits[k + 1] if k + 1 < len(refits) else len(calendar)
             test = slice(row_at[p], row_at[end])
             xs = x[test]
@@ -102,8 +107,9 @@ class Calibrator:
             lo[test] = np.where(okx, pred + q_lo[b] * s[test], np.nan)
             hi[test] = np.where(okx, pred + q_hi[b] * s[test], np.nan)
             move = self.disagreement_scale * np.nan_to_num(d[test])
-            half_band[test] = 0.5 * np.abs(iso.predict(np.where(okx, xs + move, 0.0))
-                                           - iso.predict(np.where(okx, xs - move, 0.0)))
+            up, down = iso.predict(np.where(okx, xs + move, 0.0)), iso.predict(np.where(okx, xs - move, 0.0))
+            spread = 0.5 * np.abs(up - down)
+            half_band[test] = np.sqrt(spread ** 2 + se[b] ** 2) if self.calibration_error else spread
             fitted_any = True
         out = pd.DataFrame({"x": x, "expected_return": er, "lower": lo, "upper": hi}, index=score.index)
         if not fitted_any:
@@ -141,6 +147,21 @@ def monotone_curve(x: np.ndarray, y: np.ndarray, n_bins: int | None = 50) -> _Cu
     by = np.bincount(groups, y[order], minlength=n_bins) / counts
     fitted = IsotonicRegression().fit(bx, by, sample_weight=counts).predict(bx)
     return _Curve(bx, fitted)
+
+
+def bucket_standard_errors(y: np.ndarray, bucket: np.ndarray, dates: np.ndarray, n_buckets: int,
+                           horizon: int) -> np.ndarray:
+    """Per score bucket, the standard error of the mean realized return (bps): the mean over dates of the
+    bucket's per-date mean, its sd across dates over sqrt(dates / horizon) (overlapping forward returns
+    are about one independent observation per horizon; names on one date share its market). Buckets with
+    fewer than two dates take the largest standard error found."""
+    frame = pd.DataFrame({"y": y, "b": bucket, "d": dates})
+    per_date = frame.groupby(["b", "d"], sort=False)["y"].mean()
+    g = per_date.groupby(level="b")
+    sd, n = g.std(ddof=1), g.size()
+    se = (sd / np.sqrt(np.maximum(n / max(int(horizon), 1), 1.0))).reindex(range(n_buckets))
+    fill = float(np.nanmax(se.to_numpy())) if np.isfinite(se.to_numpy()).any() else 0.0
+    return se.fillna(fill).to_numpy(dtype="float64")
 
 
 def conformal_quantiles(

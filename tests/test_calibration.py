@@ -13,6 +13,7 @@ from ml import ensemble as ens
 from ml.backtest import forward_label, horizon_scale, market_panel
 from ml.calibration import (
     Calibrator,
+    bucket_standard_errors,
     calibration_error,
     calibration_table,
     conformal_quantiles,
@@ -87,7 +88,36 @@ def test_uncertainty_grows_with_model_disagreement(toy):
     quiet = calibrator.fit_predict(result.score, label, horizon_scale(mp, H), result.dispersion * 0.0)
     base = calibrator.fit_predict(result.score, label, horizon_scale(mp, H), result.dispersion)
     assert loud["uncertainty"].mean() > base["uncertainty"].mean() > quiet["uncertainty"].mean()
-    assert quiet["uncertainty"].max() == 0.0
+    assert quiet["uncertainty"].min() > 0.0  # with no disagreement, the calibration's own standard error
+    alone = Calibrator(horizon=H, min_train_days=60, calibration_error=False)
+    assert alone.fit_predict(result.score, label, horizon_scale(mp, H), result.dispersion * 0.0)["uncertainty"].max() == 0
+
+
+def test_the_calibration_standard_error_tells_a_real_signal_from_noise(toy):
+    """A score with no information gets an uncertainty as large as its calibrated expected return (the
+    policy abstains); the planted signal's expected returns stand well above theirs."""
+    mp, label, result, calibrator, signals = toy
+    noise = pd.Series(np.random.default_rng(5).standard_normal(len(result.score)), index=result.score.index)
+    null = calibrator.fit_predict(noise, label, horizon_scale(mp, H), result.dispersion * 0.0)
+    real = calibrator.fit_predict(result.score, label, horizon_scale(mp, H), result.dispersion * 0.0)
+
+    def snr(frame):
+        return float((frame["expected_return"].abs() / frame["uncertainty"]).median())
+
+    assert snr(null) < 0.2 < 0.5 < snr(real)
+    assert (null["expected_return"].abs() > null["uncertainty"]).mean() < 0.05
+    assert (real["expected_return"].abs() > real["uncertainty"]).mean() > 0.3
+
+
+def test_bucket_standard_errors_count_one_independent_date_per_horizon():
+    rng = np.random.default_rng(0)
+    dates = np.repeat(np.arange(400), 20)
+    y = np.repeat(rng.normal(0, 10, 400), 20) + rng.normal(0, 1, 8000)  # a common shock per date dominates
+    bucket = np.tile(np.arange(2), 4000)
+    se1 = bucket_standard_errors(y, bucket, dates, 2, horizon=1)
+    se5 = bucket_standard_errors(y, bucket, dates, 2, horizon=5)
+    assert se1 == pytest.approx([10 / np.sqrt(400)] * 2, rel=0.15)  # dates, not rows, are the observations
+    assert se5 == pytest.approx(se1 * np.sqrt(5))
 
 
 def test_conformal_quantiles_follow_each_bucket():
