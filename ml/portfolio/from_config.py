@@ -53,6 +53,8 @@ def held_book_from_config(cfg: Mapping[str, Any]) -> HeldBookPolicy:
     realized = opt.pop("realized_risk", {})
     if "edge_lags" in opt:
         opt["edge_lags"] = tuple(int(h) for h in opt["edge_lags"])
+    if "vol_scaling" in opt:
+        opt["vol_scaling"] = tuple(float(p) for p in opt["vol_scaling"])
     borrow = cfg.get("borrow")
     abst = cfg.get("abstention")
     return HeldBookPolicy(

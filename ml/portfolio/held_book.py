@@ -32,7 +32,7 @@ from ml.portfolio.constraints import (
     MaxWeight,
     VolTarget,
 )
-from ml.portfolio.measured import corwin_schultz_spread, measure_edge
+from ml.portfolio.measured import corwin_schultz_spread, measure_scaled_edge
 from ml.portfolio.optimizer import Borrow, fill_sigma, optimize
 
 # spread sources, per name and date
@@ -91,6 +91,7 @@ class HeldBookPolicy:
     edge_lags: tuple[int, ...] = (1, 2, 3, 5, 10, 21)
     min_edge_dates: int = 63
     min_risk_horizon_days: float = 21.0
+    vol_scaling: tuple[float, ...] = (0.0, 1.0)  # candidate exponents p of (sigma / median)^p, measured
     realized_risk: RealizedRisk | None = field(default_factory=RealizedRisk)
     capital: float = 5e7
     horizon: int = 5
@@ -108,10 +109,12 @@ class HeldBookPolicy:
         er = signals.expected_return
         reason0 = (self.abstention.reasons(signals) if self.abstention is not None
                    else np.where(np.isfinite(er), pol.NONE, pol.AB_NOSIGNAL).astype(np.int8))
-        edge = measure_edge(er, market.returns, lags=self.edge_lags, min_dates=self.min_edge_dates)
+        edge, vol_exponent, multiplier = measure_scaled_edge(
+            er, market.returns, market.sigma, exponents=self.vol_scaling, lags=self.edge_lags,
+            min_dates=self.min_edge_dates)
         er_adj = pol.RiskBudget().adjusted(signals)
         er_adj = np.where(reason0 == pol.NONE, er_adj, 0.0)
-        alpha_all = er_adj * edge.edge[:, None]  # return over h*_t per unit weight
+        alpha_all = er_adj * multiplier * edge.edge[:, None]  # return over h*_t per unit weight
         fallback = next((c.fallback_bps for c in self.costs.components if isinstance(c, HalfSpread)), 10.0)
         spread, spread_src = measured_spread(market, fallback)
         sigma_all = fill_sigma(market.sigma)
@@ -166,7 +169,7 @@ class HeldBookPolicy:
         result = pol.PolicyResult(weights=weights, trades=trades, costs=cost, reasons=reasons, target=aim,
                                   start=start)
         result.constants = self._constants(market, edge, spread, spread_src, gamma, scale_used, status, start,
-                                           navs)
+                                           navs, vol_exponent)
         return result
 
     def _aim(self, day: Day, gamma: float) -> np.ndarray:
@@ -189,7 +192,7 @@ class HeldBookPolicy:
         return a
 
     def _constants(self, market: MarketPanel, edge, spread, src, gamma, scale, status, start,
-                   navs) -> pd.DataFrame:
+                   navs, vol_exponent) -> pd.DataFrame:
         dates = market.dates
         parts = [edge.frame(dates)]
         tradable = market.tradable
@@ -202,6 +205,7 @@ class HeldBookPolicy:
             "spread_share_estimated": ((src == SPREAD_ESTIMATED) & tradable).sum(axis=1) / n_trad,
             "spread_share_fallback": ((src == SPREAD_FALLBACK) & tradable).sum(axis=1) / n_trad,
             "risk_aversion": np.full(len(dates), gamma),
+            "alpha_vol_exponent": vol_exponent.astype(float),  # alpha ~ expected return x (sigma/median)^p
             "nav": navs,  # capital multiple the trades were sized on (impact, ADV caps)
             "realized_risk_scale": scale.astype(float),
             "optimizer_relaxed": np.array([s == "relaxed" for s in status], dtype=float),
