@@ -2,13 +2,13 @@
 and the two pipeline stages behind them: `ensemble_calibrate` (`run_ensemble_stage`: writes
 `ml.signals`, `ml.ensemble_signals`, `ml.ensemble_weights`, `ml.ensemble_comparison`) and `policy_backtest`
 (`run_policy_stage`: reads `ml.ensemble_signals`, writes `ml.positions`, `ml.backtest_daily` and the
-completed `ml.ensemble_comparison`). Each stage writes its tables in one transaction.
+completed `ml.ensemble_comparison`). Each stage writes its tables in one transaction. The policy side
+(`run_policy`, `policy_comparison`, `run_policy_stage`) lives in `ml.policy_stage`, re-exported here.
 
 The oracle (synthetic market only) is read here and only here, after the production path has
 produced its signals, positions and backtest: its expected returns go through the same policy,
 calibration-free, as a yardstick of what the policy could earn with perfect signals.
 """
-
 from __future__ import annotations
 
 import time
@@ -21,21 +21,24 @@ import numpy as np
 import pandas as pd
 
 from ml import ensemble as ens
-from ml import policy as pol
 from ml.backtest import (
     MarketPanel,
-    backtest_daily,
     forward_label,
     horizon_scale,
     market_panel,
     market_panel_from_mart,
-    performance,
 )
 from ml.calibration import Calibrator, calibration_error, interval_coverage
 from ml.data.market_mart import read_market_mart
 from ml.metrics import daily_ic, hit_rate, ic_summary
 from ml.paths import DataPaths
-from ml.portfolio import guardrails as gr
+from ml.policy_stage import (  # the policy side, re-exported
+    PolicyRun,
+    latest_constants,  # noqa: F401
+    policy_comparison,
+    run_policy,  # noqa: F401
+    run_policy_stage,
+)
 
 Log = Callable[[str], None]
 SCHEMA = "ml"
@@ -70,24 +73,6 @@ def calibrate(result: ens.EnsembleResult, label: pd.Series, market: MarketPanel,
 def signal_metrics(signals: pd.DataFrame, label: pd.Series) -> dict[str, float]:
     frame = signals.set_index(["date", "symbol"])
     return {"coverage_80": interval_coverage(frame, label), "calibration_error": calibration_error(frame, label)}
-
-
-@dataclass
-class PolicyRun:
-    name: str
-    result: pol.PolicyResult
-    daily: pd.DataFrame
-    metrics: dict[str, float]
-
-
-def run_policy(name: str, policy: pol.Policy, signals: pd.DataFrame, market: MarketPanel,
-               start: int | None = None) -> PolicyRun:
-    """Positions and the daily backtest of one policy on one set of signals."""
-    panel = pol.SignalPanel.from_frame(signals, market)
-    start = panel.first_date() if start is None else start
-    result = policy.run(panel, market, start=start)
-    daily = backtest_daily(result.weights, result.trades, result.costs, market, start=start)
-    return PolicyRun(name, result, daily, performance(daily, market, result.weights))
 
 
 def calibrator_from_config(cfg: Mapping[str, Any]) -> Calibrator:
@@ -162,48 +147,6 @@ def ensemble_and_calibrate(
                         best_single=(best, float(best_metrics["rank_ic"])))
 
 
-def policy_comparison(
-    signals: Mapping[str, pd.DataFrame],
-    chosen: str,
-    table: pd.DataFrame,
-    label: pd.Series,
-    market: MarketPanel,
-    policy_cfg: Mapping[str, Any],
-    oracle: pd.DataFrame | None = None,
-    horizon: int = 5,
-    log: Log = print,
-) -> tuple[dict[str, PolicyRun], pd.DataFrame]:
-    """Run the cost-aware policy on every ensemble's calibrated signals, the naive policy on the
-    chosen one and, when `oracle` is given (evaluation only), the same policy on the oracle's expected
-    returns over the same dates. Returns the runs and `table` with the policy columns filled in and
-    the naive and oracle rows added."""
-    policy = pol.policy_from_config(policy_cfg)
-    runs: dict[str, PolicyRun] = {}
-    table = table.copy()
-    for method, frame in signals.items():
-        t0 = time.perf_counter()
-        runs[method] = run_policy(method, policy, frame, market)
-        m = runs[method].metrics
-        for key, value in _policy_cols(m).items():
-            table.loc[table["name"] == method, key] = value
-        log(f"[policy] {method:<12} Sharpe net {m['sharpe_net']:.2f} (gross {m['sharpe_gross']:.2f}), turnover "
-            f"{m['turnover_monthly']:.2f}x/month  ({time.perf_counter() - t0:.1f}s)")
-    start = runs[chosen].result.start
-    version = table.loc[table["name"] == chosen, "version"]
-    rows = []
-    runs["naive"] = run_policy("naive", pol.naive_from_config(policy_cfg), signals[chosen], market, start=start)
-    rows.append({"name": "naive_decile", "kind": "naive_policy", "chosen": False,
-                 "version": str(version.iloc[0]) if len(version) else "", **_policy_cols(runs["naive"].metrics)})
-    if oracle is not None:
-        osig = pol.oracle_signals(oracle)
-        dates = pd.DatetimeIndex(signals[chosen]["date"].unique())
-        osig = osig[osig.index.get_level_values("date").isin(dates)]
-        runs["oracle"] = run_policy("oracle", policy, osig, market, start=start)
-        rows.append({"name": "oracle", "kind": "oracle_policy", "chosen": False, "version": "",
-                     **score_metrics(osig["expected_return"], label, horizon), **_policy_cols(runs["oracle"].metrics)})
-    return runs, pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
-
-
 def compare(
     predictions: pd.DataFrame,
     market: MarketPanel,
@@ -228,14 +171,6 @@ def compare(
                                     oracle=oracle, horizon=horizon, log=log)
     return Comparison(chosen=step.chosen, panel=step.panel, ensembles=step.ensembles, signals=step.signals,
                       runs=runs, table=table, best_single=step.best_single)
-
-
-def _policy_cols(m: Mapping[str, float]) -> dict[str, float]:
-    keys = ("sharpe_gross", "sharpe_net", "ann_return_net", "ann_vol", "max_drawdown", "turnover_monthly",
-            "cost_retention", "gross_exposure")
-    out = {k: m.get(k, float("nan")) for k in keys}
-    out["hit_rate_days"] = m.get("hit_rate", float("nan"))
-    return out
 
 
 def format_table(table: pd.DataFrame) -> str:
@@ -274,6 +209,8 @@ def load_label(paths: DataPaths, market: MarketPanel, cfg: Mapping[str, Any]) ->
                 out = out - out.groupby(level="date").transform("mean")
             return out, f"features/labels.parquet:{column}" + (" (demeaned per date)" if spec.get("demean", True) else "")
     return forward_label(market, horizon, "sector"), "raw closes, minus sector means"
+
+
 @dataclass
 class PredictionPanel:
     """`ml.predictions` ready for the ensemble: the wide score panel, {model_id: family}, the ids
@@ -467,73 +404,6 @@ def read_ensemble_signals(paths: DataPaths) -> tuple[dict[str, pd.DataFrame], st
     every["date"] = pd.to_datetime(every["date"])
     signals = {str(m): frame[SIGNAL_COLUMNS].reset_index(drop=True) for m, frame in every.groupby("method", sort=False)}
     return signals, str(chosen_rows.iloc[0]), table.reset_index(drop=True)
-
-
-def run_policy_stage(paths: DataPaths, log: Log = print, policy_config=None, ensemble_config=None,
-                     ) -> dict[str, Any]:
-    """Stage `policy_backtest`: the cost-aware policy on every ensemble's calibrated signals (from
-    `ml.ensemble_signals`), the naive and, on the synthetic market, the oracle policy for comparison;
-    backtest after costs from t+1. Writes `ml.positions`, `ml.backtest_daily` and the completed
-    `ml.ensemble_comparison` in one transaction and returns the report keys of the backtest."""
-    started = time.perf_counter()
-    ecfg, pcfg = ens.load_config(ensemble_config), pol.load_config(policy_config)
-    signals, chosen, table = read_ensemble_signals(paths)
-    market = load_market(paths)
-    label, _ = load_label(paths, market, ecfg)
-    oracle_path = paths.oracle / "expected_returns.parquet"
-    oracle = pd.read_parquet(oracle_path, columns=["date", "symbol", "er_5d"]) if oracle_path.exists() else None
-    runs, table = policy_comparison(signals, chosen, table, label, market, pcfg, oracle=oracle,
-                                    horizon=int(ecfg["horizon"]), log=log)
-    run = runs[chosen]
-    daily = run.daily.assign(nav=(1.0 + run.daily["net_return"]).cumprod())
-    positions = run.result.positions_frame(market)
-    constants = run.result.constants if run.result.constants is not None else pd.DataFrame(
-        {"date": pd.Series(dtype="datetime64[ns]"), "constant": pd.Series(dtype=str), "value": pd.Series(dtype=float)})
-    write_tables(paths, {
-        "positions": _dated(positions),
-        "backtest_daily": _dated(daily),
-        "ensemble_comparison": table,
-        "policy_constants": _dated(constants.assign(method=chosen)),
-    })
-    m = run.metrics
-    report = {
-        "sharpe_gross": m["sharpe_gross"], "sharpe_net": m["sharpe_net"], "max_drawdown": m["max_drawdown"],
-        "turnover_monthly": m["turnover_monthly"], "cost_retention": m["cost_retention"],
-        "ann_return_net": m["ann_return_net"], "ann_vol": m["ann_vol"], "hit_rate_days": m["hit_rate"],
-        "turnover_monthly_nav": m["turnover_monthly_nav"], "gross_exposure": m["gross_exposure"],
-        "realized_beta": m.get("realized_beta"), "sector_exposure_abs": m.get("sector_exposure_abs"),
-        "naive_sharpe_gross": runs["naive"].metrics["sharpe_gross"],
-        "naive_sharpe_net": runs["naive"].metrics["sharpe_net"],
-        "backtest_start": str(daily["date"].iloc[0].date()) if len(daily) else None,
-        "backtest_end": str(daily["date"].iloc[-1].date()) if len(daily) else None,
-    }
-    if "oracle" in runs:
-        om = runs["oracle"].metrics
-        report.update(oracle_policy_sharpe_gross=om["sharpe_gross"], oracle_policy_sharpe_net=om["sharpe_net"],
-                      oracle_policy_rank_ic=float(table.set_index("name").loc["oracle", "rank_ic"]))
-    book = gr.Book.from_result(run.result, pol.SignalPanel.from_frame(signals[chosen], market).expected_return)
-    guard = gr.stage_guardrails(book, run.daily, m, positions["reason"].value_counts().to_dict(), pcfg)
-    report.update(policy_warnings=guard.messages, policy_diagnostics=guard.diagnostics,
-                  policy_constants=latest_constants(constants))
-    if report["policy_constants"]:
-        log("[policy] measured constants (latest): " + ", ".join(
-            f"{k} {v:.3g}" for k, v in report["policy_constants"].items()))
-    for message in guard.messages:
-        log(f"[policy] WARNING {message}")
-    report["backtest_stage_s"] = time.perf_counter() - started
-    headline = (f"Sharpe net {m['sharpe_net']:.2f} (gross {m['sharpe_gross']:.2f}), max DD {m['max_drawdown']:.1%}, "
-                f"cost retention {m['cost_retention']:.0%}; " if book.has_positions else "")
-    log(f"[policy] {chosen}: {headline}{gr.summary_line(guard.diagnostics, reasons=False)}; wrote ml.positions, "
-        f"ml.backtest_daily, ml.ensemble_comparison in {report['backtest_stage_s']:.1f}s")
-    return _floats(report)
-
-
-def latest_constants(constants: pd.DataFrame) -> dict[str, float]:
-    """The last measured value of each constant (report key `policy_constants`)."""
-    if constants is None or constants.empty:
-        return {}
-    last = constants.sort_values("date").groupby("constant")["value"].last()
-    return {str(k): float(v) for k, v in last.items() if np.isfinite(v)}
 
 
 def run_backtest_stage(paths: DataPaths, log: Log = print, ensemble_config=None, policy_config=None,

@@ -138,7 +138,7 @@ def train_stage(paths: DataPaths, log: Log = print, config=None) -> dict:
 STAGES: dict[str, tuple[str, str]] = {
     "monitor": ("ml.lifecycle", "run_monitor_stage"),
     "ensemble_calibrate": ("ml.evaluation", "run_ensemble_stage"),
-    "policy_backtest": ("ml.evaluation", "run_policy_stage"),
+    "policy_backtest": ("ml.policy_stage", "run_policy_stage"),
     "publish_signals": ("ml.publish", "run_publish_stage"),
     "monitoring_marts": ("ml.monitoring", "run_monitoring_marts_stage"),
 }

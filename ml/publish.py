@@ -1,6 +1,6 @@
 """Publish today's signals and positions from the *online* feature store: the serving path.
 
-The batch stages (`ml.evaluation.run_ensemble_stage`, `run_policy_stage`) write the whole
+The batch stages (`ml.evaluation.run_ensemble_stage`, `ml.policy_stage.run_policy_stage`) write the whole
 out-of-sample history from the offline frames. This stage re-scores the latest day the way production
 would: latest feature vectors from Feast's online store, every model usable today (point-in-time
 lifecycle status) loaded from the registry after its sha256 check, scores standardized per model and
@@ -113,7 +113,7 @@ def map_by_rank(score: pd.Series, reference: pd.DataFrame, columns: list[str]) -
 
 
 def run_publish_stage(paths: DataPaths, log: Log = print) -> dict[str, Any]:
-    from ml import evaluation, feature_store
+    from ml import evaluation, feature_store, policy_stage
     from ml import policy as pol
 
     started = time.perf_counter()
@@ -153,7 +153,7 @@ def run_publish_stage(paths: DataPaths, log: Log = print) -> dict[str, Any]:
 
     market = evaluation.load_market(paths)  # the market_panel mart, as the batch policy stage reads it
     policy = pol.policy_from_config(pol.load_config())
-    run = evaluation.run_policy("live", policy, signals, market)
+    run = policy_stage.run_policy("live", policy, signals, market)
     positions = run.result.positions_frame(market)
     positions["date"] = pd.to_datetime(positions["date"])
     today_positions = positions[positions["date"] == today]

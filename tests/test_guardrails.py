@@ -16,6 +16,7 @@ from ml.backtest import backtest_daily, market_panel, performance
 from ml.config import ConfigError
 from ml.ensemble import _merge
 from ml.portfolio import guardrails as gr
+from ml.portfolio import target_policy
 from ml.portfolio.held_book import HeldBookPolicy
 
 T, N = 300, 50
@@ -202,7 +203,8 @@ def test_reason_labels_never_change_weights_or_trades(toy_run, monkeypatch):
     policy = pol.policy_from_config(_merge(cfg, pol.TARGET_POLICY))  # the target-tracking policy's labels
     assert isinstance(policy, pol.CostAwarePolicy)
     new = policy.run(sig, mp)
-    monkeypatch.setattr(pol, "cut_reasons", lambda value, spent: np.full(value.shape, pol.CAPPED, np.int8))
+    # simulate looks cut_reasons up in its own module (ml.portfolio.target_policy; ml.policy re-exports it)
+    monkeypatch.setattr(target_policy, "cut_reasons", lambda value, spent: np.full(value.shape, pol.CAPPED, np.int8))
     old = policy.run(sig, mp)
     for key in ("weights", "trades", "costs", "target"):
         assert np.array_equal(getattr(new, key), getattr(old, key)), key
