@@ -185,7 +185,7 @@ def test_backtest_shows_the_measured_policy_constants(demo_dir, monkeypatch):
     assert table["latest"].to_dict() == pytest.approx(latest)
     assert table["meaning"].str.len().min() > 20
     assert table.loc["optimizer_relaxed", "mean over window"] > 0  # one relaxed day in the demo
-    assert "Corwin-Schultz" in table.loc["spread_share_estimated", "meaning"]
+    assert "Abdi-Ranaldo" in table.loc["spread_share_estimated", "meaning"]
     assert not any("abstaining" in w.value for w in at.warning)  # the demo's edge is positive
 
 

@@ -23,7 +23,7 @@ from ml.portfolio.constraints import (
 )
 from ml.portfolio.from_config import held_book_from_config
 from ml.portfolio.held_book import HeldBookPolicy, measured_spread
-from ml.portfolio.measured import corwin_schultz_spread, measure_edge
+from ml.portfolio.measured import abdi_ranaldo_spread, measure_edge
 from ml.portfolio.optimizer import Borrow, optimize
 
 COSTS = HalfSpread() + Commission(1.0) + SquareRootImpact(1.0)
@@ -159,23 +159,39 @@ def test_constants_are_written_per_date_and_spreads_say_where_they_come_from(str
     assert {"edge_per_bp", "holding_horizon_days", "edge_tstat", "spread_median_bps", "spread_share_quoted",
             "spread_share_estimated", "spread_share_fallback", "realized_risk_scale", "risk_aversion"} <= names
     assert res.constants["date"].min() >= mp.dates[res.start]
-    spread, source = measured_spread(mp, 10.0)
+    spread, source, _ = measured_spread(mp, 10.0)
     assert np.all(spread > 0)
     assert set(np.unique(source)) <= {0, 1, 2}
 
 
-def test_corwin_schultz_recovers_a_planted_spread_from_highs_and_lows():
-    """Prices bouncing between bid and ask around a random walk: the two-day high-low estimator finds
-    the spread's order of magnitude; a closes-only panel (high == low) gives no estimate, not zero."""
-    rng = np.random.default_rng(0)
-    T, N, spread = 600, 5, 0.004
+def _bid_ask_days(spreads: np.ndarray, T: int = 600, seed: int = 0) -> np.ndarray:
+    """Intraday trades bouncing between bid and ask around a random walk: (T days, 20 trades, names)."""
+    rng = np.random.default_rng(seed)
+    N = len(spreads)
     mid = 100 * np.exp(np.cumsum(0.01 * rng.standard_normal((T * 20, N)), axis=0) / np.sqrt(20))
-    trade = mid * (1 + spread / 2 * rng.choice([-1, 1], size=mid.shape))
-    days = trade.reshape(T, 20, N)
-    est = corwin_schultz_spread(days.max(axis=1), days.min(axis=1))
-    assert 0.3 * spread * 1e4 < np.nanmedian(est[50:]) < 3 * spread * 1e4
-    closes = days[:, -1, :]
-    assert np.isnan(corwin_schultz_spread(closes, closes)).all()
+    trade = mid * (1 + spreads / 2 * rng.choice([-1, 1], size=mid.shape))
+    return trade.reshape(T, 20, N)
+
+
+def test_abdi_ranaldo_recovers_planted_spreads_and_refuses_ranges_without_bid_ask_bounce():
+    """Where names have spreads of their own, the close/mid-range estimator finds them (estimates are
+    reliable: the two halves of the window agree); where highs and lows carry no bid-ask bounce (random
+    ranges, as in the synthetic markets), it estimates nothing and the fallback is used; a closes-only
+    panel gives no estimate, not zero."""
+    spreads = np.linspace(0.001, 0.008, 30)
+    days = _bid_ask_days(spreads)
+    est, reliability = abdi_ranaldo_spread(days[:, -1, :], days.max(axis=1), days.min(axis=1))
+    assert np.nanmedian(reliability[300:]) > 0.6
+    level = np.nanmean(est[300:], axis=0)
+    assert np.corrcoef(level, spreads)[0, 1] > 0.9
+    assert 0.7 < np.median(level / (spreads * 1e4)) < 1.4  # small spreads are the noisiest
+    rng = np.random.default_rng(1)
+    close = 100 * np.exp(np.cumsum(0.01 * rng.standard_normal((600, 30)), axis=0))
+    high, low = close * np.exp(np.abs(rng.normal(0, 0.01, close.shape))), close * np.exp(-np.abs(rng.normal(0, 0.01, close.shape)))
+    noise, noise_rel = abdi_ranaldo_spread(close, high, low)
+    assert np.isnan(noise).all() and np.nanmedian(noise_rel) < 0.3
+    closes_only, _ = abdi_ranaldo_spread(close, close, close)
+    assert np.isnan(closes_only).all()
 
 
 def test_borrow_is_charged_on_the_short_side_only():

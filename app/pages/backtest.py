@@ -21,7 +21,7 @@ CONSTANTS = {
     "holding_horizon_days": "Days after which the cumulative edge peaks: how long the alpha lives (0 = not measured)",
     "spread_median_bps": "Median bid-ask spread of the tradable names, in bps",
     "spread_share_quoted": "Share of tradable names whose spread is quoted",
-    "spread_share_estimated": "Share whose spread is estimated from highs and lows (Corwin-Schultz)",
+    "spread_share_estimated": "Share whose spread is estimated from highs and lows (Abdi-Ranaldo)",
     "spread_share_fallback": "Share with neither, charged the configured fallback spread",
     "risk_aversion": "Weight of risk against expected return in the optimizer",
     "realized_risk_scale": "Realized over ex-ante book volatility; scales the volatility target",
@@ -29,7 +29,7 @@ CONSTANTS = {
     "optimizer_relaxed": "1 on a day the optimizer had to drop the turnover budget (mean: share of days)",
     "optimizer_fallback": "1 on a day the optimizer fell back to a simpler book (mean: share of days)",
 }
-SPREAD_SOURCES = {"spread_share_quoted": "quoted", "spread_share_estimated": "estimated (Corwin-Schultz)",
+SPREAD_SOURCES = {"spread_share_quoted": "quoted", "spread_share_estimated": "estimated (Abdi-Ranaldo)",
                   "spread_share_fallback": "fallback"}
 
 st.title("Backtest")

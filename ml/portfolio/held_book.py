@@ -32,24 +32,26 @@ from ml.portfolio.constraints import (
     MaxWeight,
     VolTarget,
 )
-from ml.portfolio.measured import corwin_schultz_spread, measure_scaled_edge
+from ml.portfolio.measured import abdi_ranaldo_spread, measure_scaled_edge
 from ml.portfolio.optimizer import Borrow, fill_sigma, optimize
 
 # spread sources, per name and date
 SPREAD_QUOTED, SPREAD_ESTIMATED, SPREAD_FALLBACK = 0, 1, 2
 
 
-def measured_spread(market: MarketPanel, fallback_bps: float) -> tuple[np.ndarray, np.ndarray]:
-    """Full spread in bps per name and date: quoted where the data has it, else Corwin-Schultz from the
-    panel's highs and lows, else `fallback_bps` (reported as such). Also the source code array."""
+def measured_spread(market: MarketPanel, fallback_bps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full spread in bps per name and date: quoted where the data has it, else Abdi-Ranaldo from the
+    panel's closes, highs and lows where that estimate is reliable, else `fallback_bps` (reported as such).
+    Also the source code array and the estimator's daily split-half reliability."""
     quoted = np.asarray(market.spread_bps, dtype=float)
     ok_q = np.isfinite(quoted) & (quoted > 0)
-    est = (corwin_schultz_spread(market.high, market.low) if market.high is not None and market.low is not None
-           else np.full(market.shape, np.nan))
+    est, reliability = (abdi_ranaldo_spread(market.close, market.high, market.low)
+                        if market.high is not None and market.low is not None
+                        else (np.full(market.shape, np.nan), np.full(len(market.dates), np.nan)))
     ok_e = np.isfinite(est) & (est > 0)
     spread = np.where(ok_q, quoted, np.where(ok_e, est, fallback_bps))
     source = np.where(ok_q, SPREAD_QUOTED, np.where(ok_e, SPREAD_ESTIMATED, SPREAD_FALLBACK)).astype(np.int8)
-    return spread, source
+    return spread, source, reliability
 
 
 @dataclass
@@ -116,7 +118,7 @@ class HeldBookPolicy:
         er_adj = np.where(reason0 == pol.NONE, er_adj, 0.0)
         alpha_all = er_adj * multiplier * edge.edge[:, None]  # return over h*_t per unit weight
         fallback = next((c.fallback_bps for c in self.costs.components if isinstance(c, HalfSpread)), 10.0)
-        spread, spread_src = measured_spread(market, fallback)
+        spread, spread_src, spread_rel = measured_spread(market, fallback)
         sigma_all = fill_sigma(market.sigma)
         beta_all = np.nan_to_num(market.beta, nan=1.0)
         gamma = self.gamma()
@@ -169,7 +171,7 @@ class HeldBookPolicy:
         result = pol.PolicyResult(weights=weights, trades=trades, costs=cost, reasons=reasons, target=aim,
                                   start=start)
         result.constants = self._constants(market, edge, spread, spread_src, gamma, scale_used, status, start,
-                                           navs, vol_exponent)
+                                           navs, vol_exponent, spread_rel)
         return result
 
     def _aim(self, day: Day, gamma: float) -> np.ndarray:
@@ -192,7 +194,7 @@ class HeldBookPolicy:
         return a
 
     def _constants(self, market: MarketPanel, edge, spread, src, gamma, scale, status, start,
-                   navs, vol_exponent) -> pd.DataFrame:
+                   navs, vol_exponent, spread_rel) -> pd.DataFrame:
         dates = market.dates
         parts = [edge.frame(dates)]
         tradable = market.tradable
@@ -204,6 +206,7 @@ class HeldBookPolicy:
             "spread_share_quoted": ((src == SPREAD_QUOTED) & tradable).sum(axis=1) / n_trad,
             "spread_share_estimated": ((src == SPREAD_ESTIMATED) & tradable).sum(axis=1) / n_trad,
             "spread_share_fallback": ((src == SPREAD_FALLBACK) & tradable).sum(axis=1) / n_trad,
+            "spread_estimate_reliability": spread_rel,  # split-half rank correlation of the OHLC estimates
             "risk_aversion": np.full(len(dates), gamma),
             "alpha_vol_exponent": vol_exponent.astype(float),  # alpha ~ expected return x (sigma/median)^p
             "nav": navs,  # capital multiple the trades were sized on (impact, ADV caps)

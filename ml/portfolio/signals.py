@@ -104,6 +104,7 @@ class PolicyResult:
     reasons: np.ndarray  # int8 codes
     target: np.ndarray  # the plan's (ideal) targets
     start: int
+    constants: pd.DataFrame | None = None  # measured constants (date, constant, value), when the policy has any
 
     def positions_frame(self, market: MarketPanel) -> pd.DataFrame:
         """`ml.positions` rows from the first decision date: every name held, traded, or with a
