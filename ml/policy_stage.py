@@ -72,8 +72,10 @@ def policy_comparison(
         m = runs[method].metrics
         for key, value in _policy_cols(m).items():
             table.loc[table["name"] == method, key] = value
-        log(f"[policy] {method:<12} Sharpe net {m['sharpe_net']:.2f} (gross {m['sharpe_gross']:.2f}), turnover "
-            f"{m['turnover_monthly']:.2f}x/month  ({time.perf_counter() - t0:.1f}s)")
+        held = bool(np.abs(runs[method].result.weights).any())
+        what = (f"Sharpe net {m['sharpe_net']:.2f} (gross {m['sharpe_gross']:.2f}), turnover "
+                f"{m['turnover_monthly']:.2f}x/month" if held else "no positions taken")
+        log(f"[policy] {method:<12} {what}  ({time.perf_counter() - t0:.1f}s)")
     start = runs[chosen].result.start
     version = table.loc[table["name"] == chosen, "version"]
     rows = []

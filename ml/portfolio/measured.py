@@ -75,15 +75,25 @@ def measure_edge(
     lags: tuple[int, ...] = (1, 2, 3, 5, 10, 21),
     min_dates: int = 63,
     level: float = 0.05,
+    scale: np.ndarray | None = None,
 ) -> EdgeEstimate:
     """Walk-forward edge of `expected_return` (dates x names, bps, NaN: none) against the panel's daily
     `returns` (dates x names; row t is the return into t). Cross-sections are demeaned (a dollar-neutral
-    book's view). At t only signal dates s with s + h <= t enter the estimate at lag h."""
+    book's view). At t only signal dates s with s + h <= t enter the estimate at lag h. With `scale`
+    (each name's volatility known at s) the cross-sectional fit is weighted by 1 / scale^2: the slope a
+    mean-variance book earns, where a volatile name's noise counts for what it costs in risk."""
     er = np.asarray(expected_return, dtype=float)
     r = np.nan_to_num(np.asarray(returns, dtype=float))
     T = er.shape[0]
     has = np.isfinite(er)
     e = _demeaned(np.nan_to_num(er), has)
+    if scale is None:
+        wts = np.ones(er.shape)
+    else:
+        sc = np.asarray(scale, dtype=float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            wts = np.where(np.isfinite(sc) & (sc > 0), 1.0 / np.where(sc > 0, sc, 1.0) ** 2, 0.0)
+        wts = wts / np.maximum(np.nanmedian(np.where(wts > 0, wts, np.nan)), 1e-300)  # unit-free
     cum = np.vstack([np.zeros((1, r.shape[1])), np.cumsum(r, axis=0)])  # cum[t + 1] = sum r[:t + 1]
     lag_arr = np.asarray(sorted(set(int(h) for h in lags)), dtype=int)
     L = len(lag_arr)
@@ -95,8 +105,8 @@ def measure_edge(
         ok = has & np.isfinite(fwd)
         y = _demeaned(np.nan_to_num(fwd), ok)
         x = np.where(ok, e, 0.0)
-        den = (x * x).sum(axis=1)
-        num = (x * y).sum(axis=1)
+        den = (wts * x * x).sum(axis=1)
+        num = (wts * x * y).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             b = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
         used = (den > 0).astype(float)
@@ -193,10 +203,12 @@ def measure_scaled_edge(
     largest t-statistic (known at t) is used. A calibrator fitted on z-scored scores gives the same
     expected return to a quiet and a volatile name; on most markets the realized alpha of the volatile one
     is larger, and this measures by how much instead of assuming it. Returns the chosen estimate, the
-    exponent per date and the (dates x names) multiplier to apply to the expected returns."""
+    exponent per date and the (dates x names) multiplier to apply to the expected returns. The fits are
+    weighted by 1 / sigma^2, the weights the optimizer's risk term gives each name."""
     rel = relative_volatility(sigma)
     exps = np.asarray(exponents, dtype=float)
-    ests = [measure_edge(np.asarray(expected_return, dtype=float) * rel ** p, returns, **kwargs) for p in exps]
+    ests = [measure_edge(np.asarray(expected_return, dtype=float) * rel ** p, returns, scale=sigma, **kwargs)
+            for p in exps]
     score = np.stack([np.where(e.horizon > 0, e.tstat.max(axis=1), -np.inf) for e in ests])
     pick = np.argmax(score, axis=0)
     rows = np.arange(len(pick))
