@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ml.backtest import TRADING_DAYS, MarketPanel
+from ml.backtest import MarketPanel
 from ml.costs import CostInputs, CostModel, HalfSpread
 from ml.portfolio.constraints import (
     AdvCap,
@@ -239,7 +239,3 @@ def _reasons(base, alpha, w_pre, w, executed, forced, tradable, measured, bindin
     code = np.where(forced, pol.CLOSED, code)
     code = np.where(~tradable & ~forced, pol.NONE, code)
     return code.astype(np.int8)
-
-
-def annual_vol(daily: float) -> float:
-    return float(daily * np.sqrt(TRADING_DAYS))
