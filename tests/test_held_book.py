@@ -207,3 +207,28 @@ def test_the_configured_policy_is_the_held_book_optimizer():
     assert {SectorNeutral, BetaNeutral, MaxWeight, AdvCap, GrossLeverage, VolTarget, TurnoverLimit} <= kinds
     with pytest.raises(ValueError, match="unknown constraint"):
         held_book_from_config({"optimizer": {}, "constraints": {"max_wieght": {}}})
+
+
+def test_the_held_book_up_to_a_date_ignores_everything_after_it():
+    """Prices, highs and lows after day k changed: every decision, cost and measured constant up to k is
+    unchanged (the edge, the spread estimate and the realized-risk scale all use data known at t)."""
+    toy = toy_market(n_symbols=30, n_days=320, edge=0.003)
+    k = 250
+    prices = toy.prices.copy()
+    late = pd.to_datetime(prices["date"]) > pd.bdate_range("2020-01-01", periods=320)[k]
+    rng = np.random.default_rng(9)
+    for col in ("close", "high", "low", "open"):
+        if col in prices:
+            prices.loc[late, col] = prices.loc[late, col] * np.exp(rng.normal(0, 0.05, late.sum()))
+    base_mp = market_panel(toy.prices, toy.securities)
+    other_mp = market_panel(prices, toy.securities)
+    policy = HeldBookPolicy(costs=COSTS, constraints=_limits(), capital=1e7, min_edge_dates=40)
+    a = policy.run(_signals(toy, base_mp), base_mp)
+    b = policy.run(_signals(toy, other_mp), other_mp)
+    assert np.abs(a.weights[:k]).sum() > 0
+    np.testing.assert_array_equal(a.weights[: k + 1], b.weights[: k + 1])
+    np.testing.assert_array_equal(a.costs[: k + 1], b.costs[: k + 1])
+    cut = base_mp.dates[k]
+    ca, cb = (r.constants[r.constants["date"] <= cut].reset_index(drop=True) for r in (a, b))
+    pd.testing.assert_frame_equal(ca, cb)
+    assert not np.array_equal(a.weights[k + 1:], b.weights[k + 1:])

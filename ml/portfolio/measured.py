@@ -93,7 +93,8 @@ def measure_edge(
         sc = np.asarray(scale, dtype=float)
         with np.errstate(invalid="ignore", divide="ignore"):
             wts = np.where(np.isfinite(sc) & (sc > 0), 1.0 / np.where(sc > 0, sc, 1.0) ** 2, 0.0)
-        wts = wts / np.maximum(np.nanmedian(np.where(wts > 0, wts, np.nan)), 1e-300)  # unit-free
+        # no normalization: slopes and t-statistics do not depend on a common scale of the weights, and a
+        # scale taken over the whole panel would read the future
     cum = np.vstack([np.zeros((1, r.shape[1])), np.cumsum(r, axis=0)])  # cum[t + 1] = sum r[:t + 1]
     lag_arr = np.asarray(sorted(set(int(h) for h in lags)), dtype=int)
     L = len(lag_arr)
