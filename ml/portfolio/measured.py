@@ -108,20 +108,20 @@ def measure_edge(
         x = np.where(ok, e, 0.0)
         den = (wts * x * x).sum(axis=1)
         num = (wts * x * y).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            b = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
-        used = (den > 0).astype(float)
+        ic = _row_corr(np.where(ok, er, np.nan), np.where(ok, fwd, np.nan))  # the day's rank IC at lag h
+        used = np.isfinite(ic) & (den > 0)
+        ic = np.where(used, ic, 0.0)
         s_den, s_num = _known(den, h), _known(num, h)
-        s_d2, s_d2b, s_d2b2 = (_known(den * den, h), _known(den * den * b, h),
-                               _known(den * den * b * b, h))
-        count = np.cumsum(used)
+        s_ic, s_ic2 = _known(ic, h), _known(ic * ic, h)
+        count = np.cumsum(used.astype(float))
         known_n = np.zeros(T)
         known_n[h:] = count[: T - h] if h < T else 0
         with np.errstate(invalid="ignore", divide="ignore"):
             k = np.where(s_den > 0, s_num / np.where(s_den > 0, s_den, 1.0), 0.0)
-            resid = np.maximum(s_d2b2 - 2.0 * k * s_d2b + k * k * s_d2, 0.0)
-            se = np.sqrt(resid * h) / np.where(s_den > 0, s_den, 1.0)
-            t = np.where(se > 0, k / np.where(se > 0, se, 1.0), 0.0)
+            n = np.maximum(known_n, 1.0)
+            mean_ic = s_ic / n
+            sd_ic = np.sqrt(np.maximum(s_ic2 / n - mean_ic ** 2, 0.0) * n / np.maximum(n - 1.0, 1.0))
+            t = np.where(sd_ic > 0, mean_ic / np.where(sd_ic > 0, sd_ic, 1.0) * np.sqrt(n / h), 0.0)
         enough = known_n >= min_dates
         slope[:, j] = np.where(enough, k, 0.0)
         tstat[:, j] = np.where(enough, t, 0.0)
