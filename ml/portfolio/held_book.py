@@ -223,7 +223,7 @@ class HeldBookPolicy:
 def _reasons(base, alpha, w_pre, w, executed, forced, tradable, measured, binding, aim) -> np.ndarray:
     from ml import policy as pol
 
-    code = np.where(base == pol.NONE, pol.NONE, base).astype(np.int8)
+    code = np.asarray(base, dtype=np.int8).copy()
     signal = base == pol.NONE
     if not measured:
         code = np.where(signal, pol.AB_UNMEASURED, code)

@@ -24,8 +24,17 @@ import clarabel
 import numpy as np
 import scipy.sparse as sp
 
-from ml.costs import BPS, Commission, CostModel, HalfSpread, SquareRootImpact, fill_row_median
-from ml.portfolio.constraints import Constraint, Day, Rows, is_risk_limit
+from ml.costs import BPS, Commission, CostInputs, CostModel, HalfSpread, SquareRootImpact, fill_row_median
+from ml.portfolio.constraints import (
+    Constraint,
+    Day,
+    GrossLeverage,
+    MaxWeight,
+    Rows,
+    TurnoverLimit,
+    VolTarget,
+    is_risk_limit,
+)
 
 
 @dataclass
@@ -78,9 +87,7 @@ def objective(day: Day, gamma: float, costs: CostModel, borrow: Borrow | None) -
     return Objective(P=P * BPS, q=q * BPS, impact=bool(np.any(impact > 0)))
 
 
-def _inputs(day: Day):
-    from ml.costs import CostInputs
-
+def _inputs(day: Day) -> CostInputs:
     return CostInputs(spread_bps=day.spread_bps, adv_value=day.adv_value, sigma=day.sigma)
 
 
@@ -144,8 +151,6 @@ def _solve(day: Day, obj: Objective, constraints: list[Constraint]) -> np.ndarra
 def enforce(w: np.ndarray, day: Day, constraints: list[Constraint]) -> np.ndarray:
     """Solver tolerance aside, the limits hold exactly: clip to the per-name caps, scale the gross and
     the volatility down when they exceed their limits (scaling keeps the book neutral)."""
-    from ml.portfolio.constraints import GrossLeverage, MaxWeight, VolTarget
-
     for c in constraints:
         if isinstance(c, MaxWeight):
             cap = c.caps(day)
@@ -181,12 +186,8 @@ def optimize(day: Day, gamma: float, costs: CostModel, constraints: list[Constra
     w = enforce(w, day, constraints)
     w = np.where(np.abs(w) < 1e-9, 0.0, w)
     trade = np.abs(w - day.w0).sum()
-    binding = False
-    for c in constraints:
-        budget = getattr(c, "budget", None)
-        if callable(budget):
-            limit = budget(day)
-            binding = binding or (limit is not None and trade >= limit * (1 - 1e-4))
+    limits = [c.budget(day) for c in constraints if isinstance(c, TurnoverLimit)]
+    binding = any(limit is not None and trade >= limit * (1 - 1e-4) for limit in limits)
     return Solution(w, status, binding)
 
 
