@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
-from ml.ensemble import date_bounds, standardize
+from ml.ensemble import cumulative_days_with_data, date_bounds, standardize
 
 BPS = 1e4
 
@@ -38,7 +38,7 @@ class Calibrator:
 
     horizon: int = 5
     refit: str = "M"
-    min_train_days: int = 126
+    min_train_days: int = 126  # dates in the training window with a usable (score, label) pair
     window: int | None = None  # trailing training dates; None: all data with a known label
     transform: str = "zscore"  # zscore | rank (per-date transform of the score)
     n_buckets: int = 10  # score buckets for the conformal quantiles
@@ -80,11 +80,12 @@ class Calibrator:
         lo, hi, half_band = er.copy(), er.copy(), er.copy()
         row_at = np.r_[starts, len(x)]
         alpha = (1.0 - self.coverage) / 2.0
+        days_with_data = cumulative_days_with_data(np.isfinite(x) & np.isfinite(y), starts)
         fitted_any = False
         for k, p in enumerate(refits):
             last = p - self.horizon - 1
             first = 0 if self.window is None else max(0, last - self.window + 1)
-            if last - first + 1 < self.min_train_days:
+            if last < 0 or days_with_data[last + 1] - days_with_data[first] < self.min_train_days:
                 continue
             train = slice(row_at[first], row_at[last + 1])
             xt, yt, st = x[train], y[train], s[train]

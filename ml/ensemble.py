@@ -51,6 +51,14 @@ def group_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return np.add.reduceat(values, starts, axis=0)
 
 
+def cumulative_days_with_data(usable: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Number of dates with at least one usable row before each calendar position (length n_dates + 1):
+    dates [a, b] hold `out[b + 1] - out[a]` of them. Warm-ups count these, not calendar rows, because
+    early dates often have scores but no label (or no model) to learn from."""
+    has = group_sums(np.asarray(usable, dtype=float), starts) > 0
+    return np.r_[0, np.cumsum(has)]
+
+
 def score_panel(predictions: pd.DataFrame, models: Sequence[str] | None = None) -> pd.DataFrame:
     """Long predictions (date, symbol, model_id, score) -> wide panel, index (date, symbol) sorted,
     one column per model (NaN where a model has no score). `models` keeps only those ids."""
@@ -207,7 +215,7 @@ class Stacked:
     horizon: int = 5
     refit: str = "M"
     alpha: float = 1.0  # ridge strength, relative to the mean diagonal of X'X
-    min_train_days: int = 63
+    min_train_days: int = 63  # dates in the training window with a label and at least one model score
     window: int | None = None  # trailing training dates; None: expanding
     label_transform: str = "rank"  # rank | zscore: per-date transform of the label (rank: robust to tails)
     label_clip: float = 3.0
@@ -218,15 +226,17 @@ class Stacked:
         y = standardize(label.reindex(panel.index).to_frame("y"), clip=self.label_clip,
                         method=self.label_transform)["y"].to_numpy()
         ok = np.isfinite(y)
-        x = np.where(np.isfinite(panel.to_numpy(dtype="float64")) & ok[:, None], panel.to_numpy(), 0.0)
+        scores = panel.to_numpy(dtype="float64")
+        x = np.where(np.isfinite(scores) & ok[:, None], scores, 0.0)
         y = np.where(ok, y, 0.0)
+        days_with_data = cumulative_days_with_data(ok & np.isfinite(scores).any(axis=1), starts)
         periods = calendar.to_period(self.refit)
         refits = np.flatnonzero(np.r_[True, periods[1:] != periods[:-1]])
         fits = []  # (refit position, first training date, last training date)
         for p in refits:
             last = p - self.horizon - 1
             first = 0 if self.window is None else max(0, last - self.window + 1)
-            if last - first + 1 >= self.min_train_days:
+            if last >= 0 and days_with_data[last + 1] - days_with_data[first] >= self.min_train_days:
                 fits.append((p, first, last))
         if not fits:
             return out

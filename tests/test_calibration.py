@@ -153,3 +153,34 @@ def test_rank_transform_is_supported(toy):
         result.score, label, horizon_scale(mp, H), result.dispersion)
     assert out["x"].abs().max() <= np.sqrt(3) + 1e-9
     assert 0.7 < interval_coverage(out, label) < 0.9
+
+
+def _late_data_panel(missing: str, n_days: int = 450, empty_days: int = 200, n_names: int = 30):
+    """A score with a real signal; on the first `empty_days` dates either the label or the score is missing."""
+    rng = np.random.default_rng(7)
+    dates = pd.bdate_range("2020-01-01", periods=n_days)
+    idx = pd.MultiIndex.from_product([dates, [f"S{i:02d}" for i in range(n_names)]], names=["date", "symbol"])
+    score = pd.Series(rng.normal(size=len(idx)), index=idx)
+    label = pd.Series(0.01 * score.to_numpy() + 0.02 * rng.normal(size=len(idx)), index=idx)
+    early = idx.get_level_values("date") < dates[empty_days]
+    if missing == "label":
+        label[early] = np.nan
+    else:
+        score[early] = np.nan
+    return dates, score, label
+
+
+def _first_refit_from(dates: pd.DatetimeIndex, position: int) -> pd.Timestamp:
+    periods = dates.to_period("M")
+    refits = np.flatnonzero(np.r_[True, periods[1:] != periods[:-1]])
+    return dates[refits[refits >= position][0]]
+
+
+@pytest.mark.parametrize("missing", ["label", "score"])
+def test_warm_up_counts_dates_with_data_not_calendar_rows(missing):
+    """200 dates without a usable (score, label) pair, then data: the first fit needs 126 dates with
+    data before the refit's cutoff (refit - h - 1), not 126 calendar rows."""
+    dates, score, label = _late_data_panel(missing)
+    out = Calibrator(horizon=H, min_train_days=126).fit_predict(score, label)
+    first = out.index.get_level_values("date").min()
+    assert first == _first_refit_from(dates, 200 + 126 + H)  # dates 200..(refit - h - 1) hold 126 with data

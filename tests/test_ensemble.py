@@ -177,3 +177,27 @@ def test_promoted_models_weigh_more_from_the_date_they_are_promoted():
     assert out.loc[dates[2], "a"] == pytest.approx(2 * out.loc[dates[2], "b"])
     assert out.loc[dates[2], "c"] == pytest.approx(out.loc[dates[2], "b"])
     assert apply_date_multipliers(weights, None) is weights
+
+
+@pytest.mark.parametrize("missing", ["label", "scores"])
+def test_stacked_warm_up_counts_dates_with_a_label_and_a_model_score(missing):
+    """200 dates without a label (or without any model score), then data: the stacker keeps equal
+    weights until 63 dates with data lie before the refit's cutoff (refit - h - 1)."""
+    rng = np.random.default_rng(3)
+    dates = pd.bdate_range("2020-01-01", periods=420)
+    idx = pd.MultiIndex.from_product([dates, [f"S{i:02d}" for i in range(30)]], names=["date", "symbol"])
+    signal = rng.normal(size=len(idx))
+    label = pd.Series(0.01 * signal + 0.01 * rng.normal(size=len(idx)), index=idx)
+    panel = pd.DataFrame({"good": signal + 0.5 * rng.normal(size=len(idx)), "noise": rng.normal(size=len(idx)),
+                          "bad": -signal + rng.normal(size=len(idx))}, index=idx)
+    early = idx.get_level_values("date") < dates[200]
+    if missing == "label":
+        label[early] = np.nan
+    else:
+        panel[early] = np.nan
+    w = ens.Stacked(horizon=H, refit="M", min_train_days=63).weights(panel, label)
+    fitted = w.index[~np.isclose(w, 1.0 / 3).all(axis=1)]
+    periods = dates.to_period("M")
+    refits = np.flatnonzero(np.r_[True, periods[1:] != periods[:-1]])
+    assert fitted[0] == dates[refits[refits >= 200 + 63 + H][0]]
+    assert (fitted >= fitted[0]).all() and w.loc[fitted[0], "good"] == w.loc[fitted[0]].max()
