@@ -12,12 +12,22 @@ Each scenario is a synthetic market from a different data-generating process (`a
 - a plain baseline: the textbook 5-day reversal through a book that trades 5% of the way to its
   dollar-neutral rank target each day, with the policy's own cost model, over the policy's dates;
 - Sharpe gross and net, the oracle's expected returns through the same policy, max drawdown,
-  monthly turnover (share of the book), mean gross exposure, models active and retired, runtime.
+  monthly turnover (share of the book), mean gross exposure, models active and retired, runtime;
+- the lifecycle (a second table, `bench/lifecycle_metrics.py`): the share of the zoo live at the end,
+  retirements by rule, false retirements of healthy models per 20 live model-years (the `all` view
+  apart), the dying channel's view retired within 3 months of its death and the detection lag, and
+  whether the traded ensemble's IC reaches the walk-forward best single model's.
 
 Usage:
     python bench/bench_scenarios.py [--scenarios default,price_only,...] [--fast] [--work DIR]
                                     [--json OUT] [--markdown OUT]
+    python bench/bench_scenarios.py --collect-only --work DIR [--json OUT]   # re-read finished runs
+    python bench/bench_scenarios.py --rerun-from monitor --work DIR [--json OUT]
 `--fast` runs every scenario at a small size with the small test zoo (what `make test` runs).
+`--rerun-from STAGE` re-runs the stages after training, from STAGE (monitor, ensemble_calibrate or
+policy_backtest) through policy_backtest, on each finished run under --work (the zoo is not retrained;
+the report is updated with each stage's values), then collects; `--rerun-tail` adds publish_signals and
+monitoring_marts. The runtimes in the rows stay those of the original runs (read from --json).
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +50,9 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from lifecycle_metrics import at_least, scenario_lifecycle  # noqa: E402
 
 from ml import policy as pol  # noqa: E402
 from ml.backtest import market_panel  # noqa: E402
@@ -126,6 +140,7 @@ def collect(outcome: Outcome) -> dict[str, Any]:
         comparison = con.execute("select * from ml.ensemble_comparison").df()
         daily = con.execute("select * from ml.backtest_daily order by date").df()
         quarantined = _quarantined(con)
+        lifecycle = scenario_lifecycle(con, data_dir, outcome.scenario)
     raw = data_dir / "raw"
     prices = pd.read_parquet(raw / "prices.parquet")
     market = market_panel(prices, pd.read_parquet(raw / "securities.parquet"))
@@ -165,6 +180,8 @@ def collect(outcome: Outcome) -> dict[str, Any]:
         "policy_warnings": len(report.get("policy_warnings") or []),
         "traded_ensemble": chosen_name,
     })
+    row["ensemble_ge_wf_best"] = at_least(row["rank_ic"], row["best_walk_forward_rank_ic"])
+    row.update(lifecycle)
     return row
 
 
@@ -237,12 +254,50 @@ def _cell(value: Any, fmt: str) -> str:
         return str(value)
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
-    head = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
-    rule = "|" + "|".join("---" for _ in COLUMNS) + "|"
+def markdown(rows: list[dict[str, Any]], columns=COLUMNS) -> str:
+    head = "| " + " | ".join(title for _, title, _ in columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
     body = ["| " + " | ".join(_cell(r.get(key), fmt) if r.get("ok", True) or key in ("scenario", "runtime_s")
-                             else "failed" for key, _, fmt in COLUMNS) + " |" for r in rows]
+                             else "failed" for key, _, fmt in columns) + " |" for r in rows]
     return "\n".join([head, rule, *body])
+
+
+LIFECYCLE_COLUMNS = (
+    ("scenario", "scenario", "{}"),
+    ("dying", "dying channel (view, death)", "{}"),
+    ("live_end", "live at end", "{}"),
+    ("retired_by_rule", "retired by rule", "{}"),
+    ("false_healthy", "false retirements /20y, healthy (n in model-years)", "{}"),
+    ("false_all", "false retirements /20y, `all` view", "{}"),
+    ("dying_view_retired_within_3m", "dying view retired <= 63d", "{}"),
+    ("detection_lag_days_median", "median lag (trading days)", "{:.0f}"),
+    ("dying_view_retired_early", "dying view retired before death", "{}"),
+    ("successors", "retrained successors", "{}"),
+    ("ensemble_ge_wf_best", "ensemble IC >= walk-fwd best", "{}"),
+)
+
+
+def _rate_cell(row: dict[str, Any], prefix: str) -> str:
+    n, years = row.get(f"{prefix}_n"), row.get(f"{prefix}_live_years")
+    detail = f" ({n} in {years:.0f} y)" if n is not None and years is not None else ""
+    return _cell(row.get(f"{prefix}_per_20y"), "{:.2f}") + detail
+
+
+def lifecycle_markdown(rows: list[dict[str, Any]]) -> str:
+    """The lifecycle per scenario: a second table, so that the first stays readable."""
+    shown = []
+    for r in rows:
+        if "retired_by_rule" not in r:  # a failed run, or a row saved before these columns existed
+            shown.append(r)
+            continue
+        share = r.get("share_active_end")
+        dying = (f"{r['dying_channel']} ({r.get('dying_views') or '?'}, {r.get('death_date')})"
+                 if r.get("dying_channel") else ("none (no alpha)" if r.get("has_alpha") is False else "none"))
+        shown.append({**r, "dying": dying,
+                      "live_end": f"{_cell(share, '{:.0%}')} ({r.get('models_live_end')})",
+                      "false_healthy": _rate_cell(r, "false_retirements"),
+                      "false_all": _rate_cell(r, "false_retirements_all")})
+    return markdown(shown, LIFECYCLE_COLUMNS)
 
 
 def machine() -> str:
@@ -274,13 +329,112 @@ def bench(scenarios: list[str], work: Path, fast: bool, seed: int | None = None,
     return rows
 
 
-def recollect(scenarios: list[str], work: Path, saved: Path | None) -> list[dict[str, Any]]:
+# ------------------------------------------------------------------ re-running the stages after training
+RERUN_FROM = ("monitor", "ensemble_calibrate", "policy_backtest")
+LAST_RERUN_STAGE = "policy_backtest"  # publish_signals and monitoring_marts only with `tail`
+
+
+def _flushed(message: str) -> None:
+    print(message, flush=True)
+
+
+def rerun_stages_here(start: str, tail: bool = False, log=_flushed) -> int:
+    """In this process, on $AURORA_DATA_DIR: the pipeline's stages from `start` (through policy_backtest,
+    or to the end with `tail`), each stage's values merged into the saved report as `aurora run` does."""
+    from ml.paths import DataPaths
+    from ml.pipeline import available_stages, run_stage
+    from ml.report import update_saved_report
+
+    paths = DataPaths.from_env()
+    stages = available_stages()
+    if start not in stages:
+        log(f"[rerun] unknown stage {start!r}; the pipeline's stages: {', '.join(stages)}")
+        return 2
+    stop = len(stages) if tail or LAST_RERUN_STAGE not in stages else stages.index(LAST_RERUN_STAGE) + 1
+    timings: dict[str, float] = {}
+    for stage in stages[stages.index(start):stop]:
+        started = time.perf_counter()
+        update_saved_report(paths, **run_stage(stage, paths, log=log))
+        timings[stage] = round(time.perf_counter() - started, 1)
+        log(f"[rerun] stage {stage} done in {timings[stage]:.0f}s")
+    update_saved_report(paths, rerun_from=start, rerun_timings_s=timings)
+    return 0
+
+
+def rerun(scenario: str, data_dir: Path, start: str, fast: bool, tail: bool = False, log=print,
+          timeout: float = 7200) -> Outcome:
+    """The stages from `start` on a finished run, in a fresh `python` with AURORA_DATA_DIR=`data_dir`
+    (so a rewritten module is the one imported); its log goes to `data_dir/rerun.log`."""
+    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import bench_scenarios as b; "
+            f"sys.exit(b.rerun_stages_here({start!r}, tail={tail!r}))")
+    started = time.perf_counter()
+    lines: list[str] = []
+    with subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=_env(data_dir, fast), text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1) as child:
+        watchdog = threading.Timer(timeout, child.kill)
+        watchdog.start()
+        try:
+            assert child.stdout is not None
+            for line in child.stdout:
+                lines.append(line)
+                if line.startswith("[rerun]"):
+                    log(f"[bench] {scenario}: {line.strip()} ({time.perf_counter() - started:.0f}s in)")
+            returncode = child.wait()
+        finally:
+            watchdog.cancel()
+    seconds = time.perf_counter() - started
+    text = "".join(lines)
+    (data_dir / "rerun.log").write_text(text)
+    return Outcome(scenario, data_dir, returncode, seconds, text[-3000:].strip())
+
+
+def rerun_all(scenarios: list[str], work: Path, start: str, fast: bool, saved: Path | None, tail: bool = False,
+              log=print) -> list[dict[str, Any]]:
+    """Re-run the stages from `start` on each finished run under `work`, then collect its row."""
+    rows = []
+    for scenario in scenarios:
+        data_dir = work / scenario
+        if not finished(data_dir):
+            log(f"[bench] {scenario}: no finished run in {data_dir}, skipped")
+            continue
+        log(f"[bench] {scenario}: re-running from {start} in {data_dir}")
+        outcome = rerun(scenario, data_dir, start, fast, tail, log=log)
+        if outcome.returncode != 0:
+            log(f"[bench] {scenario}: re-run FAILED (exit {outcome.returncode}) after {outcome.seconds:.0f}s\n"
+                f"{outcome.log_tail[-1500:]}")
+            rows.append({"scenario": scenario, "ok": False, "rerun_s": round(outcome.seconds, 1),
+                         "error": outcome.log_tail[-800:]})
+            continue
+        row = recollect([scenario], work, saved, log=log)[0]
+        row["rerun_from"], row["rerun_s"] = start, round(outcome.seconds, 1)
+        rows.append(row)
+        log(f"[bench] {scenario}: re-run done in {outcome.seconds:.0f}s: rank IC {row['rank_ic']:.4f}, "
+            f"Sharpe net {row['sharpe_net']:.2f}, live at end {row.get('models_live_end')}, "
+            f"retired {row.get('retired_by_rule')}")
+    return rows
+
+
+def finished(data_dir: Path) -> bool:
+    """Whether `data_dir` holds a run that got as far as the ensemble (a stopped run may not have)."""
+    if not (data_dir / "warehouse.duckdb").exists():
+        return False
+    try:
+        with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+            con.execute("select 1 from ml.ensemble_comparison limit 1")
+    except duckdb.Error:
+        return False
+    return True
+
+
+def recollect(scenarios: list[str], work: Path, saved: Path | None, log=print) -> list[dict[str, Any]]:
     """The rows of finished runs, read again (after a change to what a row reports)."""
     before = {r["scenario"]: r for r in json.loads(saved.read_text())} if saved and saved.exists() else {}
     rows = []
     for scenario in scenarios:
         data_dir = work / scenario
-        if not (data_dir / "warehouse.duckdb").exists():
+        if not finished(data_dir):
+            if data_dir.exists():
+                log(f"[bench] {scenario}: no finished run in {data_dir}, skipped")
             continue
         old = before.get(scenario, {})
         outcome = Outcome(scenario, data_dir, 0 if old.get("ok", True) else 1, float(old.get("runtime_s", "nan")), "")
@@ -300,6 +454,11 @@ def main() -> int:
     parser.add_argument("--markdown", default=None, help="write the markdown table here")
     parser.add_argument("--collect-only", action="store_true",
                         help="re-read the rows from the finished runs under --work (runtimes from --json)")
+    parser.add_argument("--rerun-from", choices=RERUN_FROM, default=None,
+                        help="on each finished run under --work, re-run the stages from this one through "
+                             "policy_backtest (no retraining), then collect (runtimes from --json)")
+    parser.add_argument("--rerun-tail", action="store_true",
+                        help="with --rerun-from: also publish_signals and monitoring_marts")
     args = parser.parse_args()
     names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = sorted(set(names) - set(SCENARIOS))
@@ -311,13 +470,16 @@ def main() -> int:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
 
-    if args.collect_only:
+    if args.rerun_from:
+        rows = rerun_all(names, Path(args.work).resolve(), args.rerun_from, args.fast,
+                         Path(args.json) if args.json else None, args.rerun_tail, log=lambda m: print(m, flush=True))
+    elif args.collect_only:
         rows = recollect(names, Path(args.work).resolve(), Path(args.json) if args.json else None)
     else:
         rows = bench(names, Path(args.work).resolve(), args.fast, args.seed, args.no_prefect,
                      log=lambda m: print(m, flush=True), on_row=save)
     save(rows)
-    table = markdown(rows)
+    table = markdown(rows) + "\n\nLifecycle per scenario:\n\n" + lifecycle_markdown(rows)
     footer = (f"\nmachine: {machine()}; {'fast' if args.fast else 'full'} sizes; "
               f"total {time.perf_counter() - started:.0f} s")
     print("\n" + table + footer)
