@@ -157,8 +157,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     values = train_stage(paths, log=_log, config=args.config)
     update_saved_report(paths, **values)
     _log(
-        f"zoo trained in {time.perf_counter() - started:.1f}s: best single model "
-        f"{values['best_single_model']} rank IC {values['best_single_model_rank_ic']:.4f}"
+        f"zoo trained in {time.perf_counter() - started:.1f}s: best single model picked with hindsight "
+        f"{values['best_single_model_hindsight']} rank IC {values['best_single_model_rank_ic_hindsight']:.4f}"
+        " (a diagnostic; `aurora backtest` measures the walk-forward pick)"
         + (f" (oracle {values['oracle_rank_ic']:.4f})" if values.get("oracle_rank_ic") else "")
     )
     return 0

@@ -18,7 +18,8 @@ REPORT_KEYS = (
     "oos_ic",
     "icir",
     "oracle_rank_ic",
-    "best_single_model_rank_ic",
+    "best_single_model_rank_ic",  # the walk-forward pick (ensemble stage), never the hindsight best
+    "best_single_model_share_of_oracle",
     "sharpe_gross",
     "sharpe_net",
     "max_drawdown",
@@ -91,12 +92,18 @@ def oracle_rank_ic(paths: DataPaths, dates=None, labels=None, label: str | None 
     return float(ic.mean()) if len(ic) else None
 
 
+def read_saved_report(paths: DataPaths) -> dict[str, Any]:
+    """artifacts/report.json as the stages left it ({} before the first one)."""
+    saved = paths.artifacts / "report.json"
+    return json.loads(saved.read_text()) if saved.exists() else {}
+
+
 def update_saved_report(paths: DataPaths, **values: Any) -> dict[str, Any]:
     """Merge `values` into artifacts/report.json atomically (write a temp file, then rename)."""
     import os
 
     saved = paths.artifacts / "report.json"
-    current = json.loads(saved.read_text()) if saved.exists() else {}
+    current = read_saved_report(paths)
     current.update(values)
     saved.parent.mkdir(parents=True, exist_ok=True)
     tmp = saved.with_suffix(f".tmp-{os.getpid()}")
@@ -147,8 +154,20 @@ def render_report(report: dict[str, Any]) -> str:
             value = ", ".join(
                 f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items()
             )
-        lines.append(f"  {key:28s} {'—' if value is None else value}")
-    return "\n".join(lines)
+        if key == "best_single_model_rank_ic" and value is not None and report.get("best_single_model"):
+            value = f"{value} ({report['best_single_model']})"
+        lines.append(f"  {key:33s} {'—' if value is None else value}")
+    return "\n".join(lines + _hindsight_lines(report))
+
+
+def _hindsight_lines(report: dict[str, Any]) -> list[str]:
+    """The best single model picked with hindsight (best whole-history rank IC of the zoo): a
+    diagnostic of how much model selection leaves on the table, never a headline."""
+    ic = report.get("best_single_model_rank_ic_hindsight")
+    if not isinstance(ic, int | float):
+        return []
+    return [f"  diagnostic, not a headline: best single model picked with hindsight "
+            f"{report.get('best_single_model_hindsight') or '?'} rank IC {ic:.4f}"]
 
 
 def _policy_lines(report: dict[str, Any]) -> list[str]:

@@ -23,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import data as app_data
 from app.navigation import PAGES
-from app.targets import FAIL, MISSING, PASS, TARGETS, evaluate
+from app.targets import FAIL, MISSING, PASS, TARGETS, evaluate, fmt
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app" / "main.py"
@@ -87,6 +87,12 @@ def test_overview(demo_dir, monkeypatch):
     for t in TARGETS:
         assert m[t.label] != "—", t.key
     assert m["Oracle rank IC"] != "—" and m["Recovery share"].endswith("%")
+    # the best single model shown is the walk-forward pick; the hindsight best only in a labelled caption
+    saved = json.loads((demo_dir / "artifacts" / "report.json").read_text())
+    assert m["Best single model rank IC"] == fmt(saved["best_single_model_rank_ic"])
+    assert saved["best_single_model_rank_ic"] != saved["best_single_model_rank_ic_hindsight"]
+    hindsight = [c.value for c in at.caption if fmt(saved["best_single_model_rank_ic_hindsight"]) in c.value]
+    assert len(hindsight) == 1 and "hindsight" in hindsight[0] and "walk-forward" in hindsight[0]
     assert m["Symbols"] == "24" and m["Source"] == "synthetic"
     assert any("targets met" in md.value for md in at.markdown)
     assert [s.value for s in at.subheader][:4] == ["Headline metrics vs targets", "Signal recovery", "Data",

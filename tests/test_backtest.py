@@ -12,13 +12,13 @@ from policy_fixtures import toy_market
 from ml import policy as pol
 from ml.backtest import backtest_daily, forward_label, market_panel, max_drawdown, performance
 from ml.costs import Commission, HalfSpread, SquareRootImpact
-from ml.evaluation import run_backtest_stage, write_tables
+from ml.evaluation import BEST_SINGLE_WALK_FORWARD, run_backtest_stage, write_tables
 from ml.paths import DataPaths
 from ml.registry import connect as registry_connect
-from ml.report import REPORT_KEYS
+from ml.report import REPORT_KEYS, update_saved_report
 
-REPORT_FROM_STAGE = {"oos_rank_ic", "oos_ic", "icir", "sharpe_gross", "sharpe_net", "max_drawdown",
-                     "turnover_monthly", "cost_retention", "coverage_80", "calibration_error"}
+REPORT_FROM_STAGE = {"oos_rank_ic", "oos_ic", "icir", "best_single_model_rank_ic", "sharpe_gross", "sharpe_net",
+                     "max_drawdown", "turnover_monthly", "cost_retention", "coverage_80", "calibration_error"}
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +221,14 @@ def test_stage_writes_the_tables_and_returns_the_report_keys(tmp_path):
             "n_short"} <= set(daily.columns)
     assert {"equal", "ic_weighted", "stacked", "oracle", "naive_decile", "best_trailing"} <= set(comparison["name"])
     assert comparison.loc[comparison["chosen"], "name"].tolist() == ["ic_weighted"]
+    # the headline best single model is the walk-forward pick of the comparison, never the hindsight best
+    walk_forward = comparison.loc[comparison["kind"] == "best_single_walk_forward", "rank_ic"].item()
+    hindsight = comparison.loc[comparison["kind"] == "best_single_hindsight", "rank_ic"].item()
+    assert report["best_single_model_rank_ic"] == pytest.approx(walk_forward) and walk_forward != hindsight
+    assert report["best_single_model"] == BEST_SINGLE_WALK_FORWARD
+    # no train stage ran: the oracle is measured on the ensemble's label and dates, and written with the share
+    assert report["best_single_model_share_of_oracle"] == pytest.approx(walk_forward / report["oracle_rank_ic"])
+    assert not {"ensemble_best_single_rank_ic", "ensemble_best_trailing_rank_ic"} & set(report)
 
 
 def test_ensemble_and_policy_are_separate_stages_joined_by_persisted_signals(tmp_path):
@@ -230,7 +238,10 @@ def test_ensemble_and_policy_are_separate_stages_joined_by_persisted_signals(tmp
     paths = _write_data_dir(tmp_path / "data", market)
     with pytest.raises(ValueError, match="ensemble_calibrate"):
         run_policy_stage(paths, log=lambda _m: None)  # nothing to trade yet: says which stage comes first
+    update_saved_report(paths, oracle_rank_ic=0.25)  # as the train stage writes it
     first = run_ensemble_stage(paths, log=lambda _m: None, ensemble_config=SMALL)
+    assert "oracle_rank_ic" not in first  # the train stage's oracle stands, and is the share's denominator
+    assert first["best_single_model_share_of_oracle"] == pytest.approx(first["best_single_model_rank_ic"] / 0.25)
     assert {"oos_rank_ic", "coverage_80", "calibration_error"} <= set(first) and "sharpe_net" not in first
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     every = con.execute("select * from ml.ensemble_signals").df()
@@ -255,6 +266,8 @@ def test_ensemble_and_policy_are_separate_stages_joined_by_persisted_signals(tmp
                    active=active, log=lambda _m: None, label=label)
     assert second["sharpe_net"] == pytest.approx(comp.runs[comp.chosen].metrics["sharpe_net"], rel=1e-9)
     assert first["oos_rank_ic"] == pytest.approx(float(comp.table.set_index("name").loc[comp.chosen, "rank_ic"]))
+    walk_forward = comp.table.loc[comp.table["kind"] == "best_single_walk_forward", "rank_ic"].item()
+    assert first["best_single_model_rank_ic"] == pytest.approx(walk_forward) == comp.best_single[1]
 
 
 def test_stage_uses_only_active_models(tmp_path):

@@ -172,7 +172,9 @@ def test_feature_versions_pick_the_marts_a_model_reads():
         "fundamental": "fff", "labels": "lll", "price_momentum": "aaa"}
 
 
-def test_register_zoo_records_every_spec_and_its_predictions(tmp_path):
+def test_register_zoo_records_every_spec_and_its_predictions(tmp_path, monkeypatch):
+    from ml import warehouse
+    from ml.pipeline import register_zoo_result
     from ml.training import train_zoo
 
     frames = synthetic_frames(n_symbols=20, n_days=220, seed=5)
@@ -190,3 +192,11 @@ def test_register_zoo_records_every_spec_and_its_predictions(tmp_path):
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         n = con.execute("select count(*), count(distinct model_id) from ml.predictions").fetchone()
     assert n == (len(zoo.predictions), 4)
+    # the stage's report keys: the best model by whole-history rank IC is picked with hindsight, so it
+    # is a labelled diagnostic; the headline best single model is the ensemble stage's walk-forward pick
+    monkeypatch.setattr(warehouse, "mart_checksums", lambda _paths, lineage=False: CHECKSUMS)
+    values = register_zoo_result(paths, zoo, None, cfg, log=lambda _m: None)
+    best = zoo.metrics.loc[zoo.metrics["rank_ic"].idxmax()]
+    assert values["best_single_model_rank_ic_hindsight"] == pytest.approx(float(best["rank_ic"]))
+    assert values["best_single_model_hindsight"] == best["model_id"]
+    assert not {"best_single_model_rank_ic", "best_single_model", "best_single_model_share_of_oracle"} & set(values)

@@ -60,11 +60,17 @@ c1, c2, c3, c4, c5 = st.columns(5)
 c1.metric("Oracle rank IC", fmt(report.get("oracle_rank_ic")),
           help="Rank IC of the generator's true expected returns (synthetic market only)")
 c2.metric("Recovery share", fmt(recovery, "pct"), help="oos_rank_ic / oracle_rank_ic")
-c3.metric("Best single model rank IC", fmt(report.get("best_single_model_rank_ic")))
+c3.metric("Best single model rank IC", fmt(report.get("best_single_model_rank_ic")),
+          help="The single model picked walk-forward: at each date, the one with the best trailing ICIR "
+               "known then (`best_single_model_rank_ic`); what the ensemble has to beat")
 c4.metric("ICIR", fmt(report.get("icir")))
 c5.metric("Sharpe (gross)", fmt(report.get("sharpe_gross")))
 if report.get("oracle_rank_ic") is None:
     st.caption("The oracle exists for the synthetic market only; ingested data has no recovery share.")
+if is_number(report.get("best_single_model_rank_ic_hindsight")):
+    st.caption(f"Best single model picked walk-forward. Diagnostic only: picked with hindsight (best "
+               f"whole-history rank IC), `{report.get('best_single_model_hindsight') or '?'}` has rank IC "
+               f"{fmt(report['best_single_model_rank_ic_hindsight'])}, which no one could have traded.")
 
 left, right = st.columns(2)
 with left:
