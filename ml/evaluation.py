@@ -30,6 +30,7 @@ from ml.backtest import (
 )
 from ml.calibration import Calibrator, calibration_error, interval_coverage
 from ml.data.market_mart import read_market_mart
+from ml.data.predictions import read_score_panel
 from ml.metrics import daily_ic, hit_rate, ic_summary
 from ml.paths import DataPaths
 from ml.policy_stage import (  # the policy side, re-exported
@@ -252,23 +253,9 @@ def read_prediction_panel(paths: DataPaths) -> PredictionPanel:
                 f"select date, model_id, multiplier from {SCHEMA}.model_status_daily").df()
         except duckdb.CatalogException:
             status_daily = None
-        # integer codes for models and (date, symbol) keys, then one scatter into a dense array
-        con.execute(f"create temp table _models as select model_id, (row_number() over (order by model_id) - 1)"
-                    f"::integer as mi from (select distinct model_id from {SCHEMA}.predictions)")
-        con.execute(f"create temp table _keys as select date, symbol, (row_number() over (order by date, symbol) "
-                    f"- 1)::integer as ki from (select distinct date, symbol from {SCHEMA}.predictions)")
-        cells = con.execute(f"select _keys.ki, _models.mi, p.score from {SCHEMA}.predictions p "
-                            "join _models using (model_id) join _keys using (date, symbol)").fetchnumpy()
-        keys = con.execute("select date, symbol from _keys order by ki").df()
-        models = [r[0] for r in con.execute("select model_id from _models order by mi").fetchall()]
+        panel = read_score_panel(con)  # one scatter into a dense array, never the long table in pandas
     finally:
         con.close()
-    values = np.full((len(keys), len(models)), np.nan)
-    values[np.asarray(cells["ki"]), np.asarray(cells["mi"])] = np.ma.filled(
-        np.ma.asarray(cells["score"], dtype="float64"), np.nan)
-    index = pd.MultiIndex.from_arrays([pd.to_datetime(keys["date"]), keys["symbol"].astype(str)],
-                                      names=["date", "symbol"])
-    panel = pd.DataFrame(values, index=index, columns=[str(m) for m in models])
     families = dict(zip(reg["model_id"].astype(str), reg["family"].astype(str), strict=True))
     if status_daily is not None and len(status_daily):
         # point-in-time lifecycle: a model's scores count only on dates when it was active or promoted

@@ -1,0 +1,326 @@
+"""The monitoring stage: reads predictions and labels, runs the lifecycle, drift and regimes, writes
+`ml.model_metrics_monthly`, `ml.model_status_daily`, `ml.model_cusum`, `ml.lifecycle_events`,
+`ml.model_lineage`, `ml.feature_drift` and `ml.regimes` and the lifecycle's rows of `ml.model_events`
+in one transaction, then moves registry statuses with `ml.registry.transition`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from ml.data.predictions import read_score_panel
+from ml.ensemble import daily_rank_ic
+from ml.monitoring.config import LifecycleError, load_config
+from ml.monitoring.contribution import ContributionStats, contribution_stats
+from ml.monitoring.drift import feature_drift
+from ml.monitoring.ic import long_ic
+from ml.monitoring.lifecycle import run_lifecycle
+from ml.monitoring.regimes import detect_regimes, market_returns
+from ml.paths import DataPaths
+
+Log = Callable[[str], None]
+SCHEMA = "ml"
+REGISTRY_STATUS = {"candidate": "candidate", "active": "active", "promoted": "active", "retired": "retired"}
+EVENT_PREFIX = "[lifecycle] "
+# the tables the stage writes (schema `ml`), with their column types
+TABLE_SCHEMAS: dict[str, dict[str, str]] = {
+    "model_metrics_monthly": {
+        "model_id": "varchar", "month": "date", "month_end": "date", "known_at": "date", "ic": "double",
+        "ic_sd": "double", "n_days": "integer", "hit_rate": "double", "valid": "boolean", "negative_run": "integer",
+        "trailing_ic": "double", "trailing_icir": "double", "status": "varchar", "multiplier": "double"},
+    "model_status_daily": {"date": "date", "model_id": "varchar", "generation": "integer", "status": "varchar",
+                           "multiplier": "double"},
+    "model_cusum": {
+        "model_id": "varchar", "generation": "integer", "block_end": "date", "known_at": "date", "block_ic": "double",
+        "z": "double", "cusum": "double", "threshold": "double", "k": "double", "reference_ic": "double",
+        "reference_sd": "double", "alarm": "boolean"},
+    "lifecycle_events": {
+        "event_seq": "integer", "date": "date", "model_id": "varchar", "generation": "integer", "event": "varchar",
+        "from_status": "varchar", "to_status": "varchar", "rule": "varchar", "reason": "varchar",
+        "monthly_ic": "double", "trailing_icir": "double", "cusum": "double", "cusum_threshold": "double",
+        "reference_ic": "double", "negative_months": "integer", "metrics": "varchar"},
+    "model_lineage": {
+        "model_id": "varchar", "generation": "integer", "lineage_id": "varchar", "parent_id": "varchar",
+        "born_at": "date", "activated_at": "date", "retired_at": "date", "status": "varchar", "rule": "varchar",
+        "reason": "varchar"},
+    "feature_drift": {
+        "view": "varchar", "feature": "varchar", "month": "date", "psi": "double", "null_share": "double",
+        "n_rows": "integer", "level": "varchar", "reference_start": "date", "reference_end": "date"},
+    "regimes": {
+        "date": "date", "market_ret": "double", "market_vol": "double", "vol_enter": "double", "vol_exit": "double",
+        "regime": "varchar", "dispersion": "double", "dispersion_z": "double", "dispersion_regime": "varchar",
+        "source": "varchar"},
+}
+TABLES = tuple(TABLE_SCHEMAS)
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                            [schema, name]).fetchone()[0])
+
+
+def _sql_path(path: Path) -> str:
+    return "read_parquet('" + str(path).replace("'", "''") + "')"
+
+
+@dataclass
+class MonitorInputs:
+    """What the lifecycle reads from the warehouse: daily ICs on the label and the detector label, the
+    trading calendar, each model's first date, view and refit cadence, and the contribution stats."""
+
+    daily: pd.DataFrame
+    detector: pd.DataFrame | None
+    calendar: pd.DatetimeIndex
+    first: dict[str, Any]
+    views: dict[str, str]
+    cadences: dict[str, str]
+    contribution: ContributionStats | None
+
+
+def _label_series(path: Path, column: str) -> pd.Series:
+    frame = pd.read_parquet(path, columns=["date", "symbol", column])
+    index = pd.MultiIndex.from_arrays([pd.to_datetime(frame["date"]), frame["symbol"].astype(str)],
+                                      names=["date", "symbol"])
+    return pd.Series(frame[column].to_numpy(dtype="float64"), index=index, name=column).dropna().sort_index()
+
+
+def compute_ics(paths: DataPaths, cfg: Mapping, log: Log = print) -> MonitorInputs:
+    """Every model's daily rank IC (the project's one definition, `ml.ensemble.daily_rank_ic`) on the
+    label and the detector label, from `ml.predictions` read as one score panel."""
+    labels = paths.features / "labels.parquet"
+    if not labels.exists():
+        raise LifecycleError(f"no labels at {labels}: build the features first")
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        if not _table_exists(con, SCHEMA, "predictions"):
+            raise LifecycleError(f"no {SCHEMA}.predictions in {paths.warehouse}: train the zoo first")
+        panel = read_score_panel(con)
+        first = dict(con.execute(f"select model_id, min(date) from {SCHEMA}.predictions group by 1").fetchall())
+        views, cadences = {}, {}
+        if _table_exists(con, SCHEMA, "model_registry"):
+            for m, v, c in con.execute(f"select model_id, view, json_extract_string(cv, '$.cadence') "
+                                       f"from {SCHEMA}.model_registry").fetchall():
+                if v is not None:
+                    views[str(m)] = str(v)
+                if c:
+                    cadences[str(m)] = str(c)
+    finally:
+        con.close()
+    y = _label_series(labels, cfg["label"])
+    daily = long_ic(daily_rank_ic(panel, y, cfg["min_names"]))
+    det = None
+    if cfg["changepoint"]["label"] != cfg["label"]:
+        det = long_ic(daily_rank_ic(panel, _label_series(labels, cfg["changepoint"]["label"]), cfg["min_names"]))
+    stats = contribution_stats(panel, y, cfg["min_names"]) if cfg["promotion"]["method"] == "contribution" else None
+    label_dates = pd.DatetimeIndex(pd.read_parquet(labels, columns=["date"])["date"].unique())
+    calendar = pd.DatetimeIndex(pd.to_datetime(label_dates.union(panel.index.get_level_values("date").unique())))
+    return MonitorInputs(daily, det, calendar.sort_values(), first, views, cadences, stats)
+
+
+def drift_tables(paths: DataPaths, cfg: Mapping, log: Log = print) -> pd.DataFrame:
+    """`feature_drift` over every view parquet under features/ (labels excluded)."""
+    views = cfg["drift"]["views"]
+    files = sorted(p for p in paths.features.glob("*.parquet") if p.stem != "labels")
+    frames = []
+    for f in files:
+        if views and f.stem not in views:
+            continue
+        frames.append(feature_drift(pd.read_parquet(f), f.stem, cfg))
+    return pd.concat(frames, ignore_index=True) if frames else feature_drift(pd.DataFrame(), "", cfg)
+
+
+REGIME_COLUMNS = {"date": "datetime64[ns]", "market_ret": float, "market_vol": float, "vol_enter": float,
+                  "vol_exit": float, "regime": object, "dispersion": float, "dispersion_z": float,
+                  "dispersion_regime": object, "source": object}
+
+
+def regime_table(paths: DataPaths, cfg: Mapping) -> pd.DataFrame:
+    """`detect_regimes` on the raw prices (and the market ETF when etf_prices has it)."""
+    prices_path = paths.raw_table("prices")
+    if not prices_path.exists():
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in REGIME_COLUMNS.items()})
+    prices = pd.read_parquet(prices_path, columns=["date", "symbol", "close"])
+    etf_path = paths.raw_table("etf_prices")
+    etf = pd.read_parquet(etf_path, columns=["date", "etf", "close"]) if etf_path.exists() else None
+    from ml.contract import MARKET_ETF
+
+    market = market_returns(prices, etf, MARKET_ETF)
+    out = detect_regimes(market, cfg)
+    out["source"] = market["source"].iloc[0] if len(market) else None
+    return out
+
+
+def _dated(frame: pd.DataFrame, *cols: str) -> pd.DataFrame:
+    out = frame.copy()
+    for c in cols:
+        if c in out:
+            out[c] = pd.to_datetime(out[c]).dt.date
+    return out
+
+
+def model_event_rows(events: pd.DataFrame) -> pd.DataFrame:
+    """The lifecycle events in the registry's `ml.model_events` layout (event_at, model_id,
+    from_status, to_status, reason), reasons prefixed `[lifecycle] ` and carrying the metrics."""
+    if events.empty:
+        return pd.DataFrame({"event_at": pd.Series(dtype="datetime64[us]"), "model_id": pd.Series(dtype=str),
+                             "from_status": pd.Series(dtype=str), "to_status": pd.Series(dtype=str),
+                             "reason": pd.Series(dtype=str)})
+    reasons = [f"{EVENT_PREFIX}{e}: {r} | metrics {m}" for e, r, m in
+               zip(events["event"], events["reason"], events["metrics"], strict=True)]
+    return pd.DataFrame({"event_at": pd.to_datetime(events["date"]).astype("datetime64[us]"),
+                         "model_id": events["model_id"].astype(str), "from_status": events["from_status"].astype(str),
+                         "to_status": events["to_status"].astype(str), "reason": reasons})
+
+
+def write_monitor_tables(paths: DataPaths, tables: Mapping[str, pd.DataFrame], events: pd.DataFrame) -> None:
+    """Replace `ml.<name>` for each frame and the lifecycle's rows of `ml.model_events` in one
+    transaction: on any failure every previous table is left as it was."""
+    con = duckdb.connect(str(paths.warehouse))
+    try:
+        con.execute(f"create schema if not exists {SCHEMA}")
+        # the registry's layout (ml/registry.py DDL); created here only when the registry never ran
+        con.execute(f"""create table if not exists {SCHEMA}.model_events (
+            event_at timestamp not null, model_id varchar not null, from_status varchar,
+            to_status varchar not null, reason varchar)""")
+        for name, frame in tables.items():
+            con.register(f"_incoming_{name}", frame)
+        rows = model_event_rows(events)
+        con.register("_incoming_model_events", rows)
+        con.execute("begin transaction")
+        try:
+            for name in tables:
+                columns = TABLE_SCHEMAS.get(name)
+                if columns is None:
+                    con.execute(f"create or replace table {SCHEMA}.{name} as select * from _incoming_{name}")
+                    continue
+                ddl = ", ".join(f'"{c}" {t}' for c, t in columns.items())
+                names = ", ".join(f'"{c}"' for c in columns)
+                casts = ", ".join(f'cast("{c}" as {t})' for c, t in columns.items())
+                con.execute(f"create or replace table {SCHEMA}.{name} ({ddl})")
+                con.execute(f"insert into {SCHEMA}.{name} ({names}) select {casts} from _incoming_{name}")
+            con.execute(f"delete from {SCHEMA}.model_events where starts_with(reason, ?)", [EVENT_PREFIX])
+            con.execute(f"insert into {SCHEMA}.model_events (event_at, model_id, from_status, to_status, reason) "
+                        "select event_at, model_id, from_status, to_status, reason from _incoming_model_events")
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+    finally:
+        con.close()
+
+
+def sync_registry(paths: DataPaths, final: Mapping[str, str], events: pd.DataFrame, log: Log = print) -> dict[str, int]:
+    """Move registry statuses to the lifecycle's final ones with `ml.registry.transition` (only the
+    moves the registry allows: candidate -> active | retired, active -> retired); others are logged."""
+    from ml import registry
+
+    reg = registry.list_models(paths)
+    if reg.empty:
+        log("[lifecycle] no model registry: statuses kept in ml.model_status_daily only")
+        return {"moved": 0, "kept": 0}
+    current = dict(zip(reg["model_id"].astype(str), reg["status"].astype(str), strict=True))
+    last_reason = {}
+    for _, e in events.iterrows():
+        # not EVENT_PREFIX: these registry rows stay when the stage rewrites its own rows
+        last_reason[e["model_id"]] = f"lifecycle {e['event']} on {pd.Timestamp(e['date']).date()}: {e['reason']}"
+    moved = kept = 0
+    for m, status in sorted(final.items()):
+        if m not in current:
+            continue
+        want = REGISTRY_STATUS[status]
+        have = current[m]
+        if want == have:
+            continue
+        path = {("candidate", "active"): ["active"], ("candidate", "retired"): ["retired"],
+                ("active", "retired"): ["retired"]}.get((have, want))
+        if path is None:
+            log(f"[lifecycle] {m}: registry says {have}, lifecycle says {status}; registry kept (no such move)")
+            kept += 1
+            continue
+        for to in path:
+            registry.transition(paths, m, to, last_reason.get(m, f"lifecycle {status}"))
+        moved += 1
+    return {"moved": moved, "kept": kept}
+
+
+def run_monitor_stage(paths: DataPaths, config: str | Path | Mapping | None = None, log: Log = print,
+                      ) -> dict[str, Any]:
+    """Monitoring stage: lifecycle from `ml.predictions` + labels, feature drift, regimes; writes the
+    monitoring tables atomically, updates registry statuses, returns report keys."""
+    started = time.perf_counter()
+    cfg = load_config(config)
+    if not paths.warehouse.exists():
+        log(f"[lifecycle] skipped: no warehouse at {paths.warehouse}")
+        return {"n_models_active": None, "n_models_retired": None, "monitor_skipped": "no warehouse"}
+    try:
+        inputs = compute_ics(paths, cfg, log)
+    except LifecycleError as exc:
+        log(f"[lifecycle] skipped: {exc}")
+        return {"n_models_active": None, "n_models_retired": None, "monitor_skipped": str(exc)}
+    t_ic = time.perf_counter() - started
+    daily = inputs.daily
+    log(f"[lifecycle] daily IC of {daily['model_id'].nunique()} models over {daily['date'].nunique()} dates "
+        f"({cfg['label']}) and their contributions to the ensemble in {t_ic:.1f}s")
+    res = run_lifecycle(daily, inputs.calendar, cfg, detector_daily=inputs.detector, first_dates=inputs.first,
+                        views=inputs.views, contribution=inputs.contribution, cadences=inputs.cadences)
+    drift = drift_tables(paths, cfg, log)
+    regimes = regime_table(paths, cfg)
+    tables = {
+        "model_metrics_monthly": _dated(res.monthly, "month", "month_end", "known_at"),
+        "model_status_daily": _dated(res.status_daily, "date"),
+        "model_cusum": _dated(res.cusum, "block_end", "known_at"),
+        "lifecycle_events": _dated(res.events, "date"),
+        "model_lineage": _dated(res.lineage, "born_at", "activated_at", "retired_at"),
+        "feature_drift": _dated(drift, "month", "reference_start", "reference_end"),
+        "regimes": _dated(regimes, "date"),
+    }
+    write_monitor_tables(paths, tables, res.events)
+    sync = sync_registry(paths, res.final, res.events, log)
+    counts = pd.Series(res.final).value_counts().to_dict() if res.final else {}
+    n_active = int(counts.get("active", 0) + counts.get("promoted", 0))
+    latest = regimes.iloc[-1] if len(regimes) else None
+    last_drift = drift[drift["month"] == drift["month"].max()] if len(drift) else drift
+    report = {
+        "n_models_active": n_active,
+        "n_models_retired": int(counts.get("retired", 0)),
+        "n_models_promoted": int(counts.get("promoted", 0)),
+        "n_models_candidate": int(counts.get("candidate", 0)),
+        "n_models_requalified": int((res.events["event"] == "requalified").sum()),
+        "n_retirements": int((res.events["event"] == "retired").sum()),
+        "share_models_live": n_active / max(len(res.final), 1),
+        "retirements_by_rule": res.events.loc[res.events["event"] == "retired", "rule"].value_counts().to_dict(),
+        "lifecycle_events": int(len(res.events)),
+        "registry_moves": sync["moved"],
+        "drift_significant_features": int((last_drift["level"] == "significant").sum()) if len(last_drift) else 0,
+        "regime_latest": None if latest is None else str(latest["regime"]),
+        "monitor_stage_s": time.perf_counter() - started,
+    }
+    log(f"[lifecycle] {n_active} active ({report['n_models_promoted']} promoted), {report['n_models_retired']} "
+        f"retired, {report['n_models_candidate']} candidates; {len(res.events)} events; drift: "
+        f"{report['drift_significant_features']} significant features last month; regime "
+        f"{report['regime_latest']}; {report['monitor_stage_s']:.1f}s")
+    return report
+
+
+def read_weights_asof(paths: DataPaths, date) -> dict[str, float]:
+    """`weights_asof` from the stored `ml.model_status_daily` (empty when the stage never ran)."""
+    if not paths.warehouse.exists():
+        return {}
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        if not _table_exists(con, SCHEMA, "model_status_daily"):
+            return {}
+        frame = con.execute(
+            f"""select model_id, status, multiplier from {SCHEMA}.model_status_daily
+                where date = (select max(date) from {SCHEMA}.model_status_daily where date <= ?)""",
+            [pd.Timestamp(date).date()]).df()
+    finally:
+        con.close()
+    frame = frame[frame["multiplier"] > 0]
+    return dict(zip(frame["model_id"].astype(str), frame["multiplier"].astype(float), strict=True))
