@@ -160,6 +160,7 @@ for _name, _order, _limit in (
     ("ensemble_comparison", None, None),
     ("backtest_daily", "date", None),
     ("feature_drift", None, 100_000),
+    ("model_lineage", None, 10_000),
     ("run_log", None, 1_000),
 ):
     QUERIES[_name] = _select_all(_name, _order, _limit)

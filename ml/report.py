@@ -30,7 +30,11 @@ REPORT_KEYS = (
     "n_model_families",
     "n_feature_views",
     "n_models_active",
-    "n_models_retired",
+    "n_models_retired",  # specs whose current generation is retired (their successor not yet born)
+    "share_models_live",  # share of the zoo's specs active or promoted on the last date
+    "n_retirements",  # retirements over the sample (every generation), by rule below
+    "retirements_by_rule",
+    "n_models_requalified",  # successors of retired specs that re-qualified on fresh evidence
     "timings_s",
     "policy_warnings",  # the policy_backtest stage's guardrail warnings (list of messages)
     "policy_diagnostics",  # its window, days, gross, turnover, book-signal correlation, ages, reasons

@@ -514,7 +514,7 @@ def test_dying_channel_models_are_retired_within_three_months(dying_market):
     for m in healthy:
         r = retired.get(m)
         assert r is None or r["rule"] != "changepoint" or not decay <= pd.Timestamp(r["date"]) <= window_end, r
-    assert report["n_models_retired"] >= len(dying)
+    assert report["n_retirements"] >= len(dying)
     print(f"\nretirement lags (days): {lags}; healthy retired: "
           f"{ {m: (str(r['date'])[:10], r['rule']) for m, r in retired.items() if m in healthy} }; fixture {seconds:.1f}s")
 

@@ -83,6 +83,20 @@ if runs is not None and len(runs):
             tooltip=["model_id", "status", alt.Tooltip("start:T"), alt.Tooltip("end:T"), "days"],
         ).properties(height=ui.bar_height(n_models, per_bar=24)))
 
+lineage = data.read(["model_lineage"], paths).get("model_lineage")
+if lineage is not None and len(lineage):
+    retired = lineage[lineage["status"] == "retired"]
+    succ = lineage[lineage["generation"] > 1]
+    with st.expander(f"Lineage: {len(retired)} retirements, {len(succ)} retrained successors "
+                     "(`ml.model_lineage`)", expanded=False):
+        st.caption("A retired model stays retired; its (family, view) spec is suspended and its successor, "
+                   "retrained on data after the retirement, re-enters as a candidate that must re-qualify on "
+                   "fresh out-of-sample evidence. Each row is one generation, with the rule and the reason.")
+        if len(retired):
+            by_rule = retired.groupby("rule").size().rename("retirements").reset_index()
+            ui.table(by_rule)
+        ui.table(lineage.sort_values(["model_id", "generation"]))
+
 # ------------------------------------------------------------------------------------------ rolling IC
 st.subheader("Rolling IC (monthly rank IC per model)")
 monthly, source = None, None

@@ -94,6 +94,8 @@ with left:
             st.caption(f"view `{view}` skipped (missing {', '.join(map(str, missing))})")
         extra = {label: report.get(key) for key, label in (
             ("n_models_active", "active models"), ("n_models_retired", "retired models"),
+            ("share_models_live", "share of the zoo live"), ("n_retirements", "retirements (every generation)"),
+            ("n_models_requalified", "successors re-qualified"),
             ("ensemble_method", "ensemble"), ("ensemble_version", "ensemble version"),
             ("backtest_start", "backtest from"), ("backtest_end", "backtest to"),
         ) if report.get(key) is not None}
