@@ -214,35 +214,22 @@ def label_column(paths: DataPaths) -> str | None:
 
 @query("rolling_ic")
 def _rolling_ic(ctx: Ctx) -> pd.DataFrame | None:
-    """Monthly mean of the daily rank IC of each model's predictions against the 5-day label."""
+    """Monthly mean of each model's daily rank IC against the 5-day label, by the project's one
+    definition (`ml.metrics.daily_rank_ic`); used when the lifecycle's monthly table is missing."""
+    from ml.data.predictions import read_score_panel
+    from ml.metrics import daily_rank_ic
+
     label = label_column(ctx.paths)
     if label is None or not ctx.has(f"{ML}.predictions"):
         return None
-    return ctx.df(
-        f"""
-        with joined as (
-            select p.date, p.model_id, p.score, l."{label}" as y
-            from {ML}.predictions p
-            join read_parquet(?) l on l.symbol = p.symbol and cast(l.date as date) = cast(p.date as date)
-            where p.score is not null and l."{label}" is not null and isfinite(p.score)
-        ),
-        ranked as (
-            select date, model_id,
-                   rank() over (partition by model_id, date order by score) as rs,
-                   rank() over (partition by model_id, date order by y) as ry
-            from joined
-        ),
-        daily as (
-            select date, model_id, corr(rs, ry) as ic
-            from ranked group by date, model_id having count(*) >= 5
-        )
-        select cast(date_trunc('month', date) as date) as month, model_id, avg(ic) as rank_ic,
-               count(ic) as n_days
-        from daily where ic is not null
-        group by all order by month, model_id
-        """,
-        [str(labels_path(ctx.paths))],
-    )
+    labels = pd.read_parquet(labels_path(ctx.paths), columns=["date", "symbol", label])
+    y = pd.Series(labels[label].to_numpy(dtype="float64"), index=pd.MultiIndex.from_arrays(
+        [pd.to_datetime(labels["date"]), labels["symbol"].astype(str)], names=["date", "symbol"]))
+    daily = daily_rank_ic(read_score_panel(ctx.con), y.dropna())
+    daily = daily.rename_axis(index="date", columns="model_id").stack().rename("ic").reset_index()
+    daily["month"] = daily["date"].dt.to_period("M").dt.to_timestamp()
+    out = daily.groupby(["month", "model_id"])["ic"].agg(rank_ic="mean", n_days="size").reset_index()
+    return out.sort_values(["month", "model_id"]).reset_index(drop=True)
 
 
 def _signal_unit_scale(ctx: Ctx) -> float:

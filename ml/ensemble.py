@@ -31,26 +31,13 @@ import yaml
 from scipy.linalg import solve_triangular
 from scipy.optimize import nnls
 
+from ml.metrics import daily_rank_ic, date_bounds, group_sums  # noqa: F401 (re-exported: ens.daily_rank_ic)
+
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "config" / "ensemble.yaml"
 METHODS = ("equal", "ic_weighted", "stacked")
 
 
 # ================================================================================ panel helpers
-def date_bounds(index: pd.MultiIndex) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
-    """Calendar (unique dates), per-row calendar codes and block starts of a date-sorted index."""
-    dates = index.get_level_values("date")
-    calendar, codes = np.unique(dates.to_numpy(dtype="datetime64[ns]"), return_inverse=True)
-    starts = np.searchsorted(codes, np.arange(len(calendar)))
-    return pd.DatetimeIndex(calendar), codes, starts
-
-
-def group_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Sums of consecutive row blocks (rows sorted by date, `starts` from `date_bounds`)."""
-    if len(values) == 0:
-        return np.zeros((0, *values.shape[1:]))
-    return np.add.reduceat(values, starts, axis=0)
-
-
 def cumulative_days_with_data(usable: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Number of dates with at least one usable row before each calendar position (length n_dates + 1):
     dates [a, b] hold `out[b + 1] - out[a]` of them. Warm-ups count these, not calendar rows, because
@@ -92,29 +79,6 @@ def standardize(panel: pd.DataFrame, clip: float = 3.0, method: str = "zscore") 
         z = (x - mean[codes]) / sd[codes]
     z = np.where(np.isfinite(z), np.clip(z, -clip, clip), np.nan)
     return pd.DataFrame(z, index=panel.index, columns=panel.columns)
-
-
-def daily_rank_ic(panel: pd.DataFrame, label: pd.Series, min_names: int = 10) -> pd.DataFrame:
-    """Per date and model, the Spearman correlation of scores with the realized label (dates x models;
-    NaN where fewer than `min_names` names have both)."""
-    y = label.reindex(panel.index)
-    keep = y.notna().to_numpy()
-    sub = panel[keep]
-    if sub.empty:
-        return pd.DataFrame(columns=panel.columns, dtype=float)
-    calendar, codes, starts = date_bounds(sub.index)
-    rx = sub.groupby(level="date").rank().to_numpy()
-    ry = y[keep].groupby(level="date").rank().to_numpy()[:, None]
-    ok = np.isfinite(rx)
-    n = group_sums(ok.astype(float), starts)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mx = group_sums(np.where(ok, rx, 0.0), starts) / n
-        my = group_sums(np.where(ok, ry, 0.0), starts) / n
-        dx = np.where(ok, rx - mx[codes], 0.0)
-        dy = np.where(ok, ry - my[codes], 0.0)
-        ic = group_sums(dx * dy, starts) / np.sqrt(group_sums(dx * dx, starts) * group_sums(dy * dy, starts))
-    ic = np.where((n >= min_names) & np.isfinite(ic), ic, np.nan)
-    return pd.DataFrame(ic, index=calendar, columns=panel.columns)
 
 
 def known_at(stats: pd.DataFrame, calendar: pd.DatetimeIndex, lag: int) -> pd.DataFrame:

@@ -17,14 +17,61 @@ def forward_returns(prices: pd.DataFrame, horizons: tuple[int, ...] = (1, 5, 21)
     return out.reset_index(drop=True)
 
 
+def date_bounds(index: pd.MultiIndex) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+    """Calendar (unique dates), per-row calendar codes and block starts of a date-sorted index."""
+    dates = index.get_level_values("date")
+    calendar, codes = np.unique(dates.to_numpy(dtype="datetime64[ns]"), return_inverse=True)
+    starts = np.searchsorted(codes, np.arange(len(calendar)))
+    return pd.DatetimeIndex(calendar), codes, starts
+
+
+def group_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Sums of consecutive row blocks (rows sorted by date, `starts` from `date_bounds`)."""
+    if len(values) == 0:
+        return np.zeros((0, *values.shape[1:]))
+    return np.add.reduceat(values, starts, axis=0)
+
+
+def daily_rank_ic(panel: pd.DataFrame, label: pd.Series, min_names: int = 10) -> pd.DataFrame:
+    """The project's one rank-IC definition: per date and column, the Spearman correlation of the
+    scores with the realized label over the names that have both (average ranks for ties), NaN where
+    fewer than `min_names` names do. `panel`: index (date, symbol) sorted by date, one column per
+    model; returns dates x columns. The lifecycle, the metrics, the ensembles and the app read it."""
+    y = label.reindex(panel.index)
+    keep = y.notna().to_numpy()
+    sub = panel[keep]
+    if sub.empty:
+        return pd.DataFrame(columns=panel.columns, dtype=float)
+    calendar, codes, starts = date_bounds(sub.index)
+    x = sub.to_numpy(dtype="float64")
+    ok = np.isfinite(x)
+    yy = np.where(ok, y.to_numpy(dtype="float64")[keep][:, None], np.nan)  # the label of the pairs only
+    by_date = pd.Index(codes)
+    rx = pd.DataFrame(x).groupby(by_date).rank().to_numpy()
+    ry = pd.DataFrame(yy).groupby(by_date).rank().to_numpy()
+    n = group_sums(ok.astype(float), starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx = group_sums(np.where(ok, rx, 0.0), starts) / n
+        my = group_sums(np.where(ok, ry, 0.0), starts) / n
+        dx = np.where(ok, rx - mx[codes], 0.0)
+        dy = np.where(ok, ry - my[codes], 0.0)
+        ic = group_sums(dx * dy, starts) / np.sqrt(group_sums(dx * dx, starts) * group_sums(dy * dy, starts))
+    ic = np.where((n >= min_names) & np.isfinite(ic), ic, np.nan)
+    return pd.DataFrame(ic, index=calendar, columns=panel.columns)
+
+
 def daily_ic(
     frame: pd.DataFrame, score: str, target: str, method: str = "spearman", min_names: int = 10
 ) -> pd.Series:
-    """Per-date cross-sectional correlation of `score` with `target` (rank IC when spearman)."""
+    """Per-date cross-sectional correlation of `score` with `target` in a long frame: the rank IC of
+    `daily_rank_ic` when spearman, else Pearson. Indexed by date."""
     data = frame[["date", score, target]].dropna()
     if method == "spearman":
-        grouped = data.groupby("date")
-        data = data.assign(**{score: grouped[score].rank(), target: grouped[target].rank()})
+        data = data.assign(date=pd.to_datetime(data["date"])).sort_values("date", kind="stable")
+        index = pd.MultiIndex.from_arrays([data["date"], np.arange(len(data))], names=["date", "row"])
+        ic = daily_rank_ic(pd.DataFrame({score: data[score].to_numpy(dtype="float64")}, index=index),
+                           pd.Series(data[target].to_numpy(dtype="float64"), index=index), min_names)[score]
+        return ic.dropna().rename_axis("date")
     g = data.groupby("date")
     n = g.size()
     mx, my = g[score].transform("mean"), g[target].transform("mean")

@@ -45,7 +45,7 @@ from threadpoolctl import threadpool_limits
 
 from ml.contract import FEATURE_VIEWS
 from ml.cv import WalkForward
-from ml.metrics import evaluate_scores
+from ml.metrics import daily_rank_ic, evaluate_scores
 from ml.paths import DataPaths
 from ml.zoo import (
     DEFAULT_STATE_PATTERN,
@@ -342,25 +342,12 @@ class SpecResult:
 
 
 def _daily_rank_ic_mean(codes: np.ndarray, score: np.ndarray, target: np.ndarray, min_names: int = 5) -> float:
-    """Mean over dates of the cross-sectional Spearman correlation (fast, for validation)."""
-    ok = np.isfinite(score) & np.isfinite(target)
-    if ok.sum() < 3:
-        return float("nan")
-    frame = pd.DataFrame({"c": codes[ok], "s": score[ok], "t": target[ok]})
-    g = frame.groupby("c")
-    rs = g["s"].rank().to_numpy()
-    rt = g["t"].rank().to_numpy()
-    c = frame["c"].to_numpy()
-    _, inv = np.unique(c, return_inverse=True)
-    n = np.bincount(inv).astype(float)
-    ms, mt = np.bincount(inv, rs) / n, np.bincount(inv, rt) / n
-    ds, dt = rs - ms[inv], rt - mt[inv]
-    cov = np.bincount(inv, ds * dt)
-    var = np.bincount(inv, ds * ds) * np.bincount(inv, dt * dt)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ic = cov / np.sqrt(var)
-    ic = ic[(n >= min_names) & np.isfinite(ic)]
-    return float(ic.mean()) if len(ic) else float("nan")
+    """Mean over dates (`codes`) of the project's rank IC (`ml.metrics.daily_rank_ic`), for validation."""
+    order = np.argsort(codes, kind="stable")
+    index = pd.MultiIndex.from_arrays([np.asarray(codes)[order].astype("datetime64[ns]"), order], names=["date", "row"])
+    ic = daily_rank_ic(pd.DataFrame({"s": np.asarray(score, dtype="float64")[order]}, index=index),
+                       pd.Series(np.asarray(target, dtype="float64")[order], index=index), min_names)["s"]
+    return float(ic.mean()) if ic.notna().any() else float("nan")
 
 
 class _SpecRunner:

@@ -1,7 +1,7 @@
 """The lifecycle's evidence: daily rank IC per model, when each value is known, monthly summaries, and
 the overlap-corrected (Newey-West) t-statistic every rule reads.
 
-One rank-IC definition serves the whole project: `ml.ensemble.daily_rank_ic` (Spearman per date,
+One rank-IC definition serves the whole project: `ml.metrics.daily_rank_ic` (Spearman per date,
 average ranks for ties, at least `min_names` names). The lifecycle only reshapes it.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml.ensemble import daily_rank_ic
+from ml.metrics import daily_rank_ic
 
 
 def known_dates(dates: pd.Series | pd.DatetimeIndex, calendar: pd.DatetimeIndex, lag: int) -> np.ndarray:

@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 
 from ml.data.predictions import read_score_panel
-from ml.ensemble import daily_rank_ic
+from ml.metrics import daily_rank_ic
 from ml.monitoring.config import LifecycleError, load_config
 from ml.monitoring.contribution import ContributionStats, contribution_stats
 from ml.monitoring.drift import feature_drift
@@ -91,7 +91,7 @@ def _label_series(path: Path, column: str) -> pd.Series:
 
 
 def compute_ics(paths: DataPaths, cfg: Mapping, log: Log = print) -> MonitorInputs:
-    """Every model's daily rank IC (the project's one definition, `ml.ensemble.daily_rank_ic`) on the
+    """Every model's daily rank IC (the project's one definition, `ml.metrics.daily_rank_ic`) on the
     label and the detector label, from `ml.predictions` read as one score panel."""
     labels = paths.features / "labels.parquet"
     if not labels.exists():
