@@ -269,6 +269,7 @@ LIFECYCLE_COLUMNS = (
     ("retired_by_rule", "retired by rule", "{}"),
     ("false_healthy", "false retirements /20y, healthy (n in model-years)", "{}"),
     ("false_all", "false retirements /20y, `all` view", "{}"),
+    ("outside_dying", "models outside the dying view ever retired (without `all`)", "{}"),
     ("dying_view_retired_within_3m", "dying view retired <= 63d", "{}"),
     ("detection_lag_days_median", "median lag (trading days)", "{:.0f}"),
     ("dying_view_retired_early", "dying view retired before death", "{}"),
@@ -296,7 +297,9 @@ def lifecycle_markdown(rows: list[dict[str, Any]]) -> str:
         shown.append({**r, "dying": dying,
                       "live_end": f"{_cell(share, '{:.0%}')} ({r.get('models_live_end')})",
                       "false_healthy": _rate_cell(r, "false_retirements"),
-                      "false_all": _rate_cell(r, "false_retirements_all")})
+                      "false_all": _rate_cell(r, "false_retirements_all"),
+                      "outside_dying": (f"{_cell(r.get('outside_dying_retired_share'), '{:.0%}')} "
+                                        f"({_cell(r.get('outside_dying_retired_share_no_all'), '{:.0%}')})")})
     return markdown(shown, LIFECYCLE_COLUMNS)
 
 

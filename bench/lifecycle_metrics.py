@@ -35,7 +35,7 @@ import pandas as pd
 
 LIVE = ("active", "promoted")
 RETIRED = "retired"
-NOT_A_DETECTION = ("never_activated",)  # retiring a model that never went live is no false alarm
+NOT_A_DETECTION = ("never_activated", "not_requalified")  # a candidate that never went live: no false alarm
 ALL_VIEW = "all"
 YEAR_DAYS = 252
 PER_YEARS = 20
@@ -170,6 +170,14 @@ def lifecycle_metrics(events: pd.DataFrame | None, status_daily: pd.DataFrame | 
         out[key] = rate if has_alpha else float("nan")
         out[f"{suffix}_n"] = n
         out[f"{suffix}_live_years"] = round(years, 2)
+
+    # issue 12's default-market target: at most 20% of the models outside the dying view retired (ever)
+    outside = {m for m, v in views.items() if v not in dying}
+    hit = set(detections["model_id"].astype(str)) & outside
+    out["outside_dying_retired_share"] = len(hit) / len(outside) if outside and has_alpha else float("nan")
+    no_all = {m for m in outside if views[m] != ALL_VIEW}
+    out["outside_dying_retired_share_no_all"] = (len(hit & no_all) / len(no_all) if no_all and has_alpha
+                                                 else float("nan"))
 
     # the dying view: retired within three months of its death, how late, and how many before it
     out.update({"dying_views": ",".join(sorted(dying)) or None, "dying_view_retired_within_3m": None,

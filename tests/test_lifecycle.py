@@ -496,7 +496,8 @@ def test_dying_channel_models_are_retired_within_three_months(dying_market):
     dying = [m for m, view in models.items() if view == DYING_VIEW]
     healthy = [m for m, view in models.items() if view in HEALTHY_VIEWS]
     ev = _table(paths, "select * from ml.lifecycle_events order by event_seq")
-    retired = {r["model_id"]: r for _, r in ev[ev["event"] == "retired"].iterrows()}
+    first_gen = ev[(ev["event"] == "retired") & (ev["generation"] == 1)]
+    retired = {r["model_id"]: r for _, r in first_gen.iterrows()}  # each model's own retirement (generation 1)
     # the dying-channel models really were in use before the channel died ...
     status = _table(paths, "select * from ml.model_status_daily")
     status["date"] = pd.to_datetime(status["date"])
