@@ -12,7 +12,7 @@ Reported: retirement lag of the dying models vs the oracle's decay date, and hea
 before the decay, within the 92 days after it, and ever, each with the rule that fired.
 
 Usage: python bench/bench_lifecycle.py [--seeds 8] [--symbols 130] [--days 2016] [--oi-strength S]
-       [--alpha A] [--config '{"retirement": {"negative_months": 6}}'] [--noise]
+       [--alpha A] [--config '{"retirement": {"z": 3.09}}'] [--noise]
 (defaults: the default market's order-imbalance strength and alpha_5d)
 (`--noise` adds the detector's false-alarm share on pure-noise IC series.)
 """
@@ -90,6 +90,8 @@ def main() -> None:
     parser.add_argument("--noise", action="store_true")
     args = parser.parse_args()
     over = json.loads(args.config)
+    # raw scores, no ensemble: promotion by stand-alone ICIR (contribution needs the score panel)
+    over["promotion"] = {"method": "icir", **over.get("promotion", {})}
     cfg = lc.load_config(over)
     lags: list[int] = []
     early = never = 0
@@ -102,7 +104,8 @@ def main() -> None:
         det = lc.daily_ic(preds, labels, cfg["changepoint"]["label"], cfg["min_names"]) \
             if cfg["changepoint"]["label"] != cfg["label"] else None
         res = lc.run_lifecycle(daily, cal, cfg, detector_daily=det)
-        ret = {r["model_id"]: r for _, r in res.events[res.events["event"] == "retired"].iterrows()}
+        first_gen = res.events[(res.events["event"] == "retired") & (res.events["generation"] == 1)]
+        ret = {r["model_id"]: r for _, r in first_gen.iterrows()}
         row = {"seed": seed, "decay": str(decay.date())}
         for m in (*DYING, *HEALTHY):
             if m not in ret:

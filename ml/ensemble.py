@@ -178,11 +178,15 @@ class Stacked:
 
     horizon: int = 5
     refit: str = "M"
-    alpha: float = 1.0  # ridge strength, relative to the mean diagonal of X'X
+    # ridge strength, relative to the mean diagonal of X'X; a list: chosen at each refit, walk-forward,
+    # by the mean daily IC on the last `val_fraction` of the training dates (purged), ties to the largest
+    alpha: float | Sequence[float] = 1.0
     min_train_days: int = 63  # dates in the training window with a label and at least one model score
     window: int | None = None  # trailing training dates; None: expanding
     label_transform: str = "rank"  # rank | zscore: per-date transform of the label (rank: robust to tails)
     label_clip: float = 3.0
+    val_fraction: float = 0.2
+    chosen_alpha: list = field(default_factory=list)  # (refit date, alpha) of the last weights() call
 
     def weights(self, panel: pd.DataFrame, label: pd.Series) -> pd.DataFrame:
         calendar, _, starts = date_bounds(panel.index)
@@ -206,7 +210,11 @@ class Stacked:
             return out
         # cumulative X'X and X'y at every boundary row, one block product per pair of boundaries
         row_at = np.r_[starts, len(x)]
-        bounds = np.unique([row_at[i] for _, a, b in fits for i in (a, b + 1)] + [0])
+        alphas = sorted((float(a) for a in self.alpha), reverse=True) if isinstance(self.alpha, Sequence) \
+            else [float(self.alpha)]
+        splits = {p: self._split(a, b, days_with_data) for p, a, b in fits} if len(alphas) > 1 else {}
+        extra = [row_at[sp[0] + 1] for sp in splits.values() if sp is not None]
+        bounds = np.unique([row_at[i] for _, a, b in fits for i in (a, b + 1)] + [0] + extra)
         gram = np.zeros((len(bounds), x.shape[1], x.shape[1]))
         xty = np.zeros((len(bounds), x.shape[1]))
         for j in range(1, len(bounds)):
@@ -214,11 +222,47 @@ class Stacked:
             gram[j], xty[j] = gram[j - 1] + xb.T @ xb, xty[j - 1] + xb.T @ yb
         where = {int(r): j for j, r in enumerate(bounds)}
         ends = [p for p, _, _ in fits[1:]] + [len(calendar)]
+        self.chosen_alpha = []
         for (p, a, b), end in zip(fits, ends, strict=True):
             j0, j1 = where[int(row_at[a])], where[int(row_at[b + 1])]
-            w = nonneg_ridge(gram[j1] - gram[j0], xty[j1] - xty[j0], self.alpha)
+            alpha = alphas[0]
+            if splits.get(p) is not None:
+                fit_end, val_first = splits[p]
+                jf = where[int(row_at[fit_end + 1])]
+                rows = slice(row_at[val_first], row_at[b + 1])
+                val_starts = starts[val_first:b + 1] - row_at[val_first]
+                ics = [_mean_daily_corr(x[rows] @ nonneg_ridge(gram[jf] - gram[j0], xty[jf] - xty[j0], al), y[rows],
+                                        ok[rows], val_starts) for al in alphas]
+                alpha = alphas[int(np.nanargmax(ics))] if np.isfinite(ics).any() else alphas[0]
+            self.chosen_alpha.append((calendar[p], alpha))
+            w = nonneg_ridge(gram[j1] - gram[j0], xty[j1] - xty[j0], alpha)
             out.iloc[p:end] = np.repeat(w[None, :], end - p, axis=0)
         return out
+
+    def _split(self, first: int, last: int, days_with_data: np.ndarray) -> tuple[int, int] | None:
+        """(last fitting date, first validation date) inside the training window [first, last]: the
+        validation tail is the last `val_fraction` of its dates (at least 21), the fitting part ends
+        horizon + 1 dates before it (purged), and needs `min_train_days` dates with data; else None."""
+        n = last - first + 1
+        n_val = max(21, int(self.val_fraction * n))
+        val_first = last - n_val + 1
+        fit_end = val_first - self.horizon - 2
+        if fit_end < first or days_with_data[fit_end + 1] - days_with_data[first] < self.min_train_days:
+            return None
+        return fit_end, val_first
+
+
+def _mean_daily_corr(score: np.ndarray, y: np.ndarray, ok: np.ndarray, starts: np.ndarray) -> float:
+    """Mean over dates (blocks at `starts`) of the Pearson correlation of score and y on usable rows."""
+    w = ok.astype(float)
+    n = group_sums(w, starts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ms, my = group_sums(score * w, starts) / n, group_sums(y * w, starts) / n
+        codes = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(score)]))
+        ds, dy = (score - ms[codes]) * w, (y - my[codes]) * w
+        corr = group_sums(ds * dy, starts) / np.sqrt(group_sums(ds * ds, starts) * group_sums(dy * dy, starts))
+    corr = corr[np.isfinite(corr) & (n >= 10)]
+    return float(corr.mean()) if len(corr) else float("nan")
 
 
 def nonneg_ridge(gram: np.ndarray, xty: np.ndarray, alpha: float) -> np.ndarray:

@@ -106,6 +106,29 @@ def test_stacked_weights_are_non_negative_and_fitted_on_known_labels_only(toy):
     assert late["wrong-toy"] == 0.0 and late["good-toy"] == late.max()
 
 
+def test_stacked_ridge_strength_is_chosen_walk_forward_on_a_purged_validation_tail(toy):
+    """With a list of strengths, each refit picks one by the validation IC on the tail of its own
+    training window: the choice, like the weights, never sees a label realized after the refit."""
+    _, label, panel = toy
+    weighter = ens.Stacked(horizon=H, refit="M", alpha=[0.01, 1.0, 100.0], min_train_days=40)
+    base = weighter.weights(panel, label)
+    chosen = dict(weighter.chosen_alpha)
+    assert chosen and set(chosen.values()) <= {0.01, 1.0, 100.0}
+    assert (base.to_numpy() >= 0).all() and np.allclose(base.sum(axis=1), 1.0)
+    calendar = base.index
+    t = 200
+    dates = label.index.get_level_values("date")
+    later = label.where(dates <= calendar[t - H - 1], label[::-1].to_numpy())
+    again = ens.Stacked(horizon=H, refit="M", alpha=[0.01, 1.0, 100.0], min_train_days=40)
+    assert base.iloc[: t + 1].equals(again.weights(panel, later).iloc[: t + 1])
+    assert {d: a for d, a in again.chosen_alpha if d <= calendar[t]} == {d: a for d, a in chosen.items()
+                                                                         if d <= calendar[t]}
+    # one strength: the fixed-alpha fit, unchanged
+    fixed = ens.Stacked(horizon=H, refit="M", alpha=1.0, min_train_days=40)
+    assert fixed.weights(panel, label).equals(ens.Stacked(horizon=H, refit="M", alpha=[1.0],
+                                                          min_train_days=40).weights(panel, label))
+
+
 def test_nonneg_ridge_recovers_positive_least_squares_weights():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2000, 3))
