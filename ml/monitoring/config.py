@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
         "allowance": 0.6,           # share of the reference IC a block may lose without counting against it
         "k_min": 0.5,
         "k_max": 3.0,
-        "arl0_blocks": 20000,       # in-control average run length (blocks) before a false alarm
+        "arl0_blocks": 80000,       # in-control average run length (blocks) before a false alarm
         "clip_z": 2.0,              # winsorize standardized blocks (daily ICs are fat-tailed); null: off
         "known_lag": None,          # derived: the detector label horizon + 1
     },
