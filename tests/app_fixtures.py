@@ -219,6 +219,20 @@ def write_ml_tables(paths: DataPaths, seed: int = 0, oos_fraction: float = 0.55)
                 status = "promoted" if k == 1 and day >= oos[len(oos) // 3] else "active"
             status_daily.append({"date": day.date(), "model_id": r["model_id"], "status": status,
                                  "multiplier": 1.5 if status == "promoted" else 1.0})
+    lineage = []  # one generation per model; the retired one's spec has a successor, a candidate again
+    for r in registry:
+        retired = r["status"] == "retired"
+        lineage.append({"model_id": r["model_id"], "generation": 1, "lineage_id": f"{r['model_id']}#g1",
+                        "parent_id": None, "born_at": oos[0].date(),
+                        "activated_at": oos[min(126, len(oos) - 1)].date() if r["status"] != "candidate" else None,
+                        "retired_at": (decay_at + pd.Timedelta(days=60)).date() if retired else None,
+                        "status": r["status"], "rule": "changepoint" if retired else None,
+                        "reason": "IC change point: CUSUM 9.1 > threshold 8.0" if retired else None})
+        if retired:
+            lineage.append({"model_id": r["model_id"], "generation": 2, "lineage_id": f"{r['model_id']}#g2",
+                            "parent_id": f"{r['model_id']}#g1", "born_at": (decay_at + pd.Timedelta(days=75)).date(),
+                            "activated_at": None, "retired_at": None, "status": "candidate", "rule": None,
+                            "reason": None})
     run_log = pd.DataFrame([{
         "run_id": f"run-{i}", "started_at": now - timedelta(days=i), "finished_at": now - timedelta(days=i) +
         timedelta(minutes=4), "status": "success" if i else "running", "seconds": 240.0 + i} for i in range(3)])
@@ -237,6 +251,7 @@ def write_ml_tables(paths: DataPaths, seed: int = 0, oos_fraction: float = 0.55)
         "model_registry": pd.DataFrame(registry),
         "model_events": pd.DataFrame(events),
         "model_status_daily": pd.DataFrame(status_daily),
+        "model_lineage": pd.DataFrame(lineage),
         "ensemble_weights": pd.DataFrame(ew),
         "ensemble_comparison": comparison,
         "policy_constants": constants.assign(date=constants["date"].dt.date),

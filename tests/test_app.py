@@ -107,7 +107,13 @@ def test_models(demo_dir, monkeypatch):
     assert (m["Models"], m["Active"], m["Candidates"], m["Retired"]) == ("7", "5", "1", "1")
     registry = at.dataframe[0].value
     assert {"model_id", "family", "view", "status", "rank_ic"} <= set(registry.columns) and len(registry) == 7
-    summary = at.dataframe[1].value  # monthly IC per model, computed from predictions + labels
+    # the lineage: every generation, with the rule behind each retirement
+    assert any(e.label.startswith("Lineage: 1 retirements, 1 retrained successors") for e in at.expander)
+    lineage = next(d.value for d in at.dataframe if "lineage_id" in d.value.columns)
+    assert len(lineage) == 8 and set(lineage.loc[lineage["generation"] == 2, "parent_id"]) == {
+        lineage.loc[lineage["status"] == "retired", "lineage_id"].iloc[0]}
+    # monthly IC per model, computed from predictions + labels by the project's rank IC
+    summary = next(d.value for d in at.dataframe if "mean_rank_ic" in d.value.columns)
     assert {"model_id", "mean_rank_ic", "months"} <= set(summary.columns) and len(summary) == 7
     assert summary["months"].min() >= 5
     assert any("Status over time" in e.label for e in at.expander)
