@@ -230,6 +230,7 @@ def sync_registry(paths: DataPaths, final: Mapping[str, str], events: pd.DataFra
         # not EVENT_PREFIX: these registry rows stay when the stage rewrites its own rows
         last_reason[e["model_id"]] = f"lifecycle {e['event']} on {pd.Timestamp(e['date']).date()}: {e['reason']}"
     moved = kept = 0
+    kept_ids: list[str] = []
     for m, status in sorted(final.items()):
         if m not in current:
             continue
@@ -240,12 +241,16 @@ def sync_registry(paths: DataPaths, final: Mapping[str, str], events: pd.DataFra
         path = {("candidate", "active"): ["active"], ("candidate", "retired"): ["retired"],
                 ("active", "retired"): ["retired"]}.get((have, want))
         if path is None:
-            log(f"[lifecycle] {m}: registry says {have}, lifecycle says {status}; registry kept (no such move)")
+            kept_ids.append(f"{m} ({have} -> {status})")
             kept += 1
             continue
         for to in path:
             registry.transition(paths, m, to, last_reason.get(m, f"lifecycle {status}"))
         moved += 1
+    if kept_ids:
+        log(f"[lifecycle] registry kept for {kept} model(s) whose registry status cannot move to the lifecycle's "
+            f"(a retired registry row stays retired; ml.model_lineage has the generations): "
+            f"{', '.join(kept_ids[:5])}{' ...' if kept > 5 else ''}")
     return {"moved": moved, "kept": kept}
 
 
