@@ -33,8 +33,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "shipped": {},
     "negative edge z 1.645": {"retirement": {"z": 1.645}},
     "negative edge z 3.09": {"retirement": {"z": 3.09}},
-    "change point ARL0 5,000": {"changepoint": {"arl0_blocks": 5000}},
-    "change point ARL0 80,000": {"changepoint": {"arl0_blocks": 80000}},
+    "change point ARL0 20,000": {"changepoint": {"arl0_blocks": 20000}},
+    "change point ARL0 320,000": {"changepoint": {"arl0_blocks": 320000}},
     "re-qualification off": {"requalification": {"enabled": False}},
 }
 
