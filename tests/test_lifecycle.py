@@ -589,6 +589,14 @@ def test_promotion_rewards_what_a_model_adds_to_the_ensemble_not_a_redundant_cop
     np.testing.assert_allclose(solo.mean(), ics["b"].mean(), atol=0.01)
     trio = lc.contributions(stats, ["a", "a2", "b"], rows).mean()
     assert trio["b"] > 5 * max(trio["a"], trio["a2"])
-    # promotion uses only contributions already known: changing the future changes nothing before it
-    with pytest.raises(ValueError, match="contribution"):
+    with pytest.raises(ValueError, match="contribution"):  # the method needs the score panel's stats
         lc.run_lifecycle(long, dates, cfg)
+    # point in time: labels realized after `cut` change nothing decided up to cut + the label lag
+    cut = dates[400]
+    later = y.where(y.index.get_level_values("date") <= cut, -y)
+    ics_later = daily_rank_ic(panel, later).rename_axis(index="date", columns="model_id").stack().rename("ic")
+    changed = lc.run_lifecycle(ics_later.reset_index(), dates, cfg, contribution=lc.contribution_stats(panel, later))
+    upto = dates[400 + 6]
+    a, b = by_contribution.status_daily, changed.status_daily
+    pd.testing.assert_frame_equal(a[a["date"] <= upto].reset_index(drop=True), b[b["date"] <= upto].reset_index(drop=True))
+    assert not a.equals(b)
