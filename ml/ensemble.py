@@ -398,9 +398,13 @@ def _merge(base: Mapping, over: Mapping) -> dict:
 
 
 def load_config(config: str | Path | Mapping | None = None, defaults: Mapping | None = None) -> dict[str, Any]:
-    """`config/ensemble.yaml` (or a path / dict) over the defaults; validates the method."""
+    """`AURORA_ENSEMBLE_CONFIG`, else `config/ensemble.yaml` (or a path / dict) over the defaults;
+    validates the method."""
     if config is None:
-        config = DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else {}
+        from ml.config import config_path
+
+        path = config_path("ensemble")
+        config = path if path.exists() else {}
     if isinstance(config, str | Path):
         config = yaml.safe_load(Path(config).read_text()) or {}
     cfg = _merge(defaults or ENSEMBLE_DEFAULTS, config)

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from ml.config import config_path
+
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "lifecycle.yaml"
 
 DEFAULTS: dict[str, Any] = {
@@ -89,10 +91,12 @@ def _merge(base: Mapping, over: Mapping, where: str = "") -> dict:
 
 
 def load_config(config: str | Path | Mapping | None = None) -> dict[str, Any]:
-    """Defaults overlaid with a YAML file (default `config/lifecycle.yaml`) or a dict; derived fields
+    """Defaults overlaid with a YAML file (default `AURORA_LIFECYCLE_CONFIG`, else `config/lifecycle.yaml`)
+    or a dict; derived fields
     (`known_lag`, the detector's label/horizon/block) filled in. Unknown keys are an error."""
     if config is None:
-        config = DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else {}
+        path = config_path("lifecycle")  # AURORA_LIFECYCLE_CONFIG, else config/lifecycle.yaml
+        config = path if path.exists() else {}
     if isinstance(config, str | Path):
         config = yaml.safe_load(Path(config).read_text()) or {}
     unknown = set(config) - set(DEFAULTS)

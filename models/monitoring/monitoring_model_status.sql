@@ -16,12 +16,12 @@ with registry as (
 ),
 
 status_daily as (
-    select cast(date as date) as date, model_id, status, multiplier
+    select cast(date as date) as date, model_id, generation, status, multiplier
     from {{ source('ml', 'model_status_daily') }}
 ),
 
 events as (
-    select cast(date as date) as date, model_id, event, rule, reason, event_seq
+    select cast(date as date) as date, model_id, generation, event, rule, reason, event_seq
     from {{ source('ml', 'lifecycle_events') }}
 ),
 
@@ -34,6 +34,7 @@ latest_status as (
     select
         model_id,
         date as status_date,
+        generation,
         status as lifecycle_status,
         multiplier
     from status_daily
@@ -51,8 +52,16 @@ last_event as (
     qualify row_number() over (partition by model_id order by date desc, event_seq desc) = 1
 ),
 
+-- a retired model stays retired; its spec's retrained successor is the next generation
 retirement as (
-    select model_id, min(date) as retired_on
+    select model_id, generation, min(date) as retired_on
+    from events
+    where event = 'retired'
+    group by model_id, generation
+),
+
+retirements as (
+    select model_id, count(*) as n_retirements
     from events
     where event = 'retired'
     group by model_id
@@ -83,9 +92,11 @@ final as (
         registry.view,
         registry.registry_status,
         latest_status.lifecycle_status,
+        latest_status.generation,
         coalesce(latest_status.multiplier, 0) as multiplier,
         latest_status.status_date,
         retirement.retired_on,
+        coalesce(retirements.n_retirements, 0) as n_retirements,
         last_event.last_event_date,
         last_event.last_event,
         last_event.last_event_rule,
@@ -101,7 +112,9 @@ final as (
     left join registry on models.model_id = registry.model_id
     left join latest_status on models.model_id = latest_status.model_id
     left join last_event on models.model_id = last_event.model_id
-    left join retirement on models.model_id = retirement.model_id
+    left join retirement
+        on models.model_id = retirement.model_id and latest_status.generation = retirement.generation
+    left join retirements on models.model_id = retirements.model_id
     left join latest_month on models.model_id = latest_month.model_id
 )
 
