@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from lifecycle_metrics import at_least, scenario_lifecycle  # noqa: E402
+from textbook import textbook_row  # noqa: E402
 
 from ml import policy as pol  # noqa: E402
 from ml.backtest import market_panel  # noqa: E402
@@ -171,6 +172,7 @@ def collect(outcome: Outcome) -> dict[str, Any]:
         daily = con.execute("select * from ml.backtest_daily order by date").df()
         quarantined = _quarantined(con)
         lifecycle = scenario_lifecycle(con, data_dir, outcome.scenario)
+        signals = con.execute("select date, symbol, expected_return from ml.signals").df()
     raw = data_dir / "raw"
     prices = pd.read_parquet(raw / "prices.parquet")
     market = market_panel(prices, pd.read_parquet(raw / "securities.parquet"))
@@ -212,6 +214,7 @@ def collect(outcome: Outcome) -> dict[str, Any]:
     })
     row["ensemble_ge_wf_best"] = at_least(row["rank_ic"], row["best_walk_forward_rank_ic"])
     row.update(lifecycle)
+    row.update(textbook_row(data_dir, market, signals))
     return row
 
 
@@ -312,6 +315,25 @@ def _rate_cell(row: dict[str, Any], prefix: str) -> str:
     n, years = row.get(f"{prefix}_n"), row.get(f"{prefix}_live_years")
     detail = f" ({n} in {years:.0f} y)" if n is not None and years is not None else ""
     return _cell(row.get(f"{prefix}_per_20y"), "{:.2f}") + detail
+
+
+TEXTBOOK_COLUMNS = (
+    ("scenario", "scenario", "{}"),
+    ("signal_rank_ic", "published signals' rank IC", "{:.4f}"),
+    ("textbook_reversal_5d", "5-day reversal", "{:.4f}"),
+    ("textbook_residual_reversal_5d", "sector-residual reversal", "{:.4f}"),
+    ("textbook_momentum_12_1", "12-1 momentum", "{:.4f}"),
+    ("textbook_earnings_drift", "earnings drift", "{:.4f}"),
+    ("textbook_best", "best textbook (hindsight)", "{}"),
+    ("signal_rank_ic_last_third", "signals, last third", "{:.4f}"),
+    ("textbook_best_rank_ic_last_third", "best textbook, last third", "{:.4f}"),
+    ("signal_over_textbook_last_third", "signals / best textbook, last third", "{:.2f}"),
+)
+
+
+def textbook_markdown(rows: list[dict[str, Any]]) -> str:
+    """The textbook baselines on the published signals' dates: a third table."""
+    return markdown([r for r in rows if "signal_rank_ic" in r or not r.get("ok", True)], TEXTBOOK_COLUMNS)
 
 
 def lifecycle_markdown(rows: list[dict[str, Any]]) -> str:
@@ -512,7 +534,9 @@ def main() -> int:
         rows = bench(names, Path(args.work).resolve(), args.fast, args.seed, args.no_prefect,
                      log=lambda m: print(m, flush=True), on_row=save)
     save(rows)
-    table = markdown(rows) + "\n\nLifecycle per scenario:\n\n" + lifecycle_markdown(rows)
+    table = (markdown(rows) + "\n\nLifecycle per scenario:\n\n" + lifecycle_markdown(rows)
+             + "\n\nTextbook baselines on the published signals' dates (rank IC against fwd_ret_sn_5d):\n\n"
+             + textbook_markdown(rows))
     footer = (f"\nmachine: {machine()}; {'fast' if args.fast else 'full'} sizes; "
               f"total {time.perf_counter() - started:.0f} s")
     print("\n" + table + footer)

@@ -42,6 +42,55 @@ def reversal_5d(market: MarketPanel) -> np.ndarray:
     return -(past.to_numpy()) * np.where(market.tradable, 1.0, np.nan)
 
 
+def residual_reversal_5d(market: MarketPanel) -> np.ndarray:
+    """Minus the 5-day return relative to the name's sector mean of the same window (dates x names)."""
+    rev = reversal_5d(market)
+    onehot = market.sector_onehot()  # names x sectors
+    ok = np.isfinite(rev)
+    sums = np.nan_to_num(rev) @ onehot
+    counts = ok.astype(float) @ onehot
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sector_mean = np.nan_to_num(sums / counts) @ onehot.T  # an empty sector has no name to shift
+    return rev - sector_mean
+
+
+def momentum_12_1(market: MarketPanel) -> np.ndarray:
+    """12-1 momentum: the return from 252 to 21 trading days before t (dates x names)."""
+    close = pd.DataFrame(market.close).ffill()
+    mom = close.shift(21) / close.shift(252) - 1.0
+    return mom.to_numpy() * np.where(market.tradable, 1.0, np.nan)
+
+
+def earnings_drift(market: MarketPanel, fundamentals: pd.DataFrame, hold_days: int = 63) -> np.ndarray:
+    """Post-earnings drift: the standardized unexpected earnings of the last report (EPS minus EPS four
+    quarters earlier, over the sd of that change in the previous eight reports, at least four), from
+    the first trading day after the report date for `hold_days` trading days (dates x names)."""
+    f = fundamentals[["symbol", "period_end", "report_date", "eps"]].dropna(subset=["eps", "report_date"])
+    f = f.assign(symbol=f["symbol"].astype(str), report_date=pd.to_datetime(f["report_date"]))
+    f = f.sort_values(["symbol", "period_end"])
+    change = f["eps"] - f.groupby("symbol")["eps"].shift(4)
+    sd = change.groupby(f["symbol"]).transform(lambda x: x.shift(1).rolling(8, min_periods=4).std())
+    f = f.assign(sue=change / sd.where(sd > 0))
+    f = f[np.isfinite(f["sue"]) & f["symbol"].isin(market.symbols)]
+    out = np.full(market.shape, np.nan)
+    row = market.dates.searchsorted(f["report_date"].to_numpy(), side="right")  # strictly after the report
+    keep = row < len(market.dates)
+    col = market.symbols.get_indexer(f["symbol"])
+    out[row[keep], col[keep]] = f["sue"].to_numpy()[keep]
+    held = pd.DataFrame(out).ffill(limit=int(hold_days) - 1).to_numpy()
+    return held * np.where(market.tradable, 1.0, np.nan)
+
+
+def textbook_signals(market: MarketPanel, fundamentals: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
+    """The textbook signals any alpha should beat, each using data known at t only: 5-day reversal,
+    sector-residual 5-day reversal, 12-1 momentum, and post-earnings drift where there are fundamentals."""
+    out = {"reversal_5d": reversal_5d(market), "residual_reversal_5d": residual_reversal_5d(market),
+           "momentum_12_1": momentum_12_1(market)}
+    if fundamentals is not None and len(fundamentals):
+        out["earnings_drift"] = earnings_drift(market, fundamentals)
+    return out
+
+
 def rank_weights(score: np.ndarray, gross: float = 1.0) -> np.ndarray:
     """Per date, demeaned cross-sectional ranks scaled to `gross` (dollar neutral); 0 where no score."""
     s = pd.DataFrame(score)
