@@ -328,28 +328,6 @@ def _floats(report: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (float(v) if isinstance(v, np.floating) else v) for k, v in report.items()}
 
 
-def best_single_keys(paths: DataPaths, step: EnsembleStep, label: pd.Series) -> dict[str, Any]:
-    """The report's best single model: the walk-forward pick (a model chosen at each date from what was
-    known then; the hindsight best of the zoo is only the train stage's diagnostic) and its share of
-    the oracle's rank IC. The oracle is the train stage's `oracle_rank_ic` when the saved report has
-    one (the share then divides the two keys shown side by side), else measured here on the
-    ensemble's label and dates and written too."""
-    from ml.report import oracle_rank_ic, read_saved_report
-
-    name, ic = step.best_single
-    keys: dict[str, Any] = {"best_single_model_rank_ic": ic, "best_single_model": name}
-    oracle = read_saved_report(paths).get("oracle_rank_ic")
-    if not isinstance(oracle, int | float):
-        frame = label.rename("label").reset_index()
-        oracle = oracle_rank_ic(paths, dates=step.panel.index.get_level_values("date").unique(), labels=frame,
-                                label="label")
-        if oracle is not None:
-            keys["oracle_rank_ic"] = oracle
-    ok = isinstance(oracle, int | float) and np.isfinite(oracle) and oracle > 0 and np.isfinite(ic)
-    keys["best_single_model_share_of_oracle"] = ic / oracle if ok else None
-    return keys
-
-
 def run_ensemble_stage(paths: DataPaths, log: Log = print, ensemble_config=None) -> dict[str, Any]:
     """Stage `ensemble_calibrate`: read predictions (masked by each model's point-in-time lifecycle
     status), build and calibrate the three ensembles, write `ml.signals` (the configured method),
@@ -385,7 +363,7 @@ def run_ensemble_stage(paths: DataPaths, log: Log = print, ensemble_config=None)
         "ensemble_method": chosen, "ensemble_version": step.ensembles[chosen].version,
         "ensemble_label": label_source,
         "ensemble_rank_ic": {name: float(r["rank_ic"]) for name, r in table[table["kind"] == "ensemble"].iterrows()},
-        **best_single_keys(paths, step, label),
+        "best_single_model_rank_ic": step.best_single[1], "best_single_model": step.best_single[0],
         "ensemble_stage_s": time.perf_counter() - started,
     }
     log(f"[ensemble] {chosen}: rank IC {report['oos_rank_ic']:+.4f} (best single model, picked walk-forward: "

@@ -7,6 +7,7 @@ read the JSON can rely on the schema.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import duckdb
@@ -127,7 +128,16 @@ def build_report(paths: DataPaths) -> dict[str, Any]:
     report["quarantined_features"] = quarantine.report_lines(paths)  # the latest build's, from the warehouse
     if report.get("oracle_rank_ic") is None:
         report["oracle_rank_ic"] = oracle_rank_ic(paths)
+    report["best_single_model_share_of_oracle"] = share_of_oracle(report)
     return report
+
+
+def share_of_oracle(report: dict[str, Any]) -> float | None:
+    """The walk-forward best single model's rank IC over the oracle's: derived when the report is read
+    (evaluation only), so no stage that trains or trades ever touches the oracle."""
+    ic, oracle = report.get("best_single_model_rank_ic"), report.get("oracle_rank_ic")
+    ok = all(isinstance(v, int | float) and math.isfinite(v) for v in (ic, oracle)) and oracle > 0
+    return ic / oracle if ok else None
 
 
 def render_report(report: dict[str, Any]) -> str:

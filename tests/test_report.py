@@ -21,3 +21,12 @@ def test_best_single_model_headline_is_the_walk_forward_pick_and_hindsight_only_
     assert len(hindsight) == 1 and "hindsight" in hindsight[0] and "not a headline" in hindsight[0]
     assert "bayes_ridge-all" in hindsight[0]
     assert "hindsight" not in render_report({"best_single_model_rank_ic": 0.0532})  # no diagnostic, no line
+
+
+def test_share_of_oracle_is_derived_on_reading_and_absent_without_both_figures():
+    from ml.report import share_of_oracle
+
+    assert share_of_oracle({"best_single_model_rank_ic": 0.05, "oracle_rank_ic": 0.08}) == 0.05 / 0.08
+    assert share_of_oracle({"best_single_model_rank_ic": 0.05, "oracle_rank_ic": None}) is None
+    assert share_of_oracle({"best_single_model_rank_ic": None, "oracle_rank_ic": 0.08}) is None
+    assert share_of_oracle({"best_single_model_rank_ic": 0.05, "oracle_rank_ic": 0.0}) is None
