@@ -186,7 +186,7 @@ class Stacked:
     label_transform: str = "rank"  # rank | zscore: per-date transform of the label (rank: robust to tails)
     label_clip: float = 3.0
     val_fraction: float = 0.2
-    chosen_alpha: list = field(default_factory=list)  # (refit date, alpha) of the last weights() call
+    chosen_alpha: list = field(default_factory=list, init=False, repr=False)  # (refit date, alpha), last weights()
 
     def weights(self, panel: pd.DataFrame, label: pd.Series) -> pd.DataFrame:
         calendar, _, starts = date_bounds(panel.index)

@@ -212,7 +212,7 @@ def run_lifecycle(daily: pd.DataFrame, calendar: pd.DatetimeIndex, config: Mappi
             continue
         for _, row in rows.iterrows():
             last_month[row["model_id"]] = row
-        promotion.trailing_icir = {m: float(r["trailing_icir"]) for m, r in last_month.items()}
+        state.trailing_icir = {m: float(r["trailing_icir"]) for m, r in last_month.items()}
         for rule in (negative, activation, requalify):
             for d in rule.decide(t, state):
                 apply(t, d)

@@ -92,6 +92,7 @@ class State:
     pending: dict[str, tuple] = field(default_factory=dict)
     cp_retired: list[tuple[int, str]] = field(default_factory=list)
     contribution: ContributionStats | None = None
+    trailing_icir: dict[str, float] = field(default_factory=dict)  # the latest known monthly table's
 
     def position(self, t: pd.Timestamp) -> int:
         return int(self.calendar.searchsorted(t))
@@ -247,13 +248,12 @@ class Promotion:
     multiplier: float = 2.0
     window_days: int = 252
     min_days: int = 63
-    trailing_icir: dict[str, float] = field(default_factory=dict)  # the monthly table's, for `icir`
 
     def scores(self, t: pd.Timestamp, state: State, pool: list[str]) -> tuple[dict[str, float], dict[str, float]]:
         """(ranking score, mean) per pool model: the t-statistic of its daily contribution to the live
         ensemble over the trailing window (method contribution), or its trailing ICIR (icir)."""
         if self.method == "icir":
-            icir = {m: self.trailing_icir.get(m, np.nan) for m in pool}
+            icir = {m: state.trailing_icir.get(m, np.nan) for m in pool}
             return icir, icir
         stats = state.contribution
         if stats is None:

@@ -83,11 +83,12 @@ class MonitorInputs:
     contribution: ContributionStats | None
 
 
-def _label_series(path: Path, column: str) -> pd.Series:
-    frame = pd.read_parquet(path, columns=["date", "symbol", column])
+def _label_frame(path: Path, columns: list[str]) -> pd.DataFrame:
+    """labels.parquet read once: the label columns indexed by (date, symbol), sorted."""
+    frame = pd.read_parquet(path, columns=["date", "symbol", *dict.fromkeys(columns)])
     index = pd.MultiIndex.from_arrays([pd.to_datetime(frame["date"]), frame["symbol"].astype(str)],
                                       names=["date", "symbol"])
-    return pd.Series(frame[column].to_numpy(dtype="float64"), index=index, name=column).dropna().sort_index()
+    return frame.drop(columns=["date", "symbol"]).set_axis(index).astype("float64").sort_index()
 
 
 def compute_ics(paths: DataPaths, cfg: Mapping, log: Log = print) -> MonitorInputs:
@@ -112,15 +113,17 @@ def compute_ics(paths: DataPaths, cfg: Mapping, log: Log = print) -> MonitorInpu
                     cadences[str(m)] = str(c)
     finally:
         con.close()
-    y = _label_series(labels, cfg["label"])
+    det_label = cfg["changepoint"]["label"]
+    frame = _label_frame(labels, [cfg["label"], det_label])
+    y = frame[cfg["label"]].dropna()
     daily = long_ic(daily_rank_ic(panel, y, cfg["min_names"]))
     det = None
-    if cfg["changepoint"]["label"] != cfg["label"]:
-        det = long_ic(daily_rank_ic(panel, _label_series(labels, cfg["changepoint"]["label"]), cfg["min_names"]))
+    if det_label != cfg["label"]:
+        det = long_ic(daily_rank_ic(panel, frame[det_label].dropna(), cfg["min_names"]))
     stats = contribution_stats(panel, y, cfg["min_names"]) if cfg["promotion"]["method"] == "contribution" else None
-    label_dates = pd.DatetimeIndex(pd.read_parquet(labels, columns=["date"])["date"].unique())
-    calendar = pd.DatetimeIndex(pd.to_datetime(label_dates.union(panel.index.get_level_values("date").unique())))
-    return MonitorInputs(daily, det, calendar.sort_values(), first, views, cadences, stats)
+    dates = frame.index.get_level_values("date").unique().union(panel.index.get_level_values("date").unique())
+    calendar = pd.DatetimeIndex(dates).sort_values()
+    return MonitorInputs(daily, det, calendar, first, views, cadences, stats)
 
 
 def drift_tables(paths: DataPaths, cfg: Mapping, log: Log = print) -> pd.DataFrame:
