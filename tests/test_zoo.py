@@ -209,3 +209,30 @@ def test_make_model_rejects_unknown_things():
         make_model("nope")
     with pytest.raises(ValueError):
         make_model("ridge", bogus=1)
+
+
+def test_screened_ridge_keeps_the_reliable_features_of_its_training_window_only():
+    """Two weak real features among 30; a third becomes informative only after the training window."""
+    rng = np.random.default_rng(5)
+    T, N, p = 400, 60, 30
+    dates = pd.bdate_range("2020-01-01", periods=T)
+    idx = pd.MultiIndex.from_product([dates, [f"S{i}" for i in range(N)]], names=["date", "symbol"])
+    X = pd.DataFrame(rng.normal(size=(T * N, p)), index=idx, columns=[f"f{j}" for j in range(p)])
+    late = (idx.get_level_values("date") >= dates[200]).astype(float)
+    y = pd.Series(0.1 * X["f0"] - 0.08 * X["f1"] + 0.3 * late * X["f2"] + rng.normal(size=T * N), index=idx)
+    train = idx.get_level_values("date") < dates[200]
+    model = make_model("screened_ridge", t_min=3.0).fit(X[train], y[train])
+    assert list(np.flatnonzero(model.selected_)) == [0, 1]
+    assert model.coef_[0] > 0 > model.coef_[1] and np.count_nonzero(model.coef_) == 2
+    everything = make_model("screened_ridge", t_min=3.0).fit(X, y)
+    assert everything.selected_[2] == 1.0  # the late feature is found once its dates are in the window
+
+
+def test_screened_ridge_abstains_when_nothing_passes_the_screen():
+    rng = np.random.default_rng(6)
+    dates = pd.bdate_range("2020-01-01", periods=200)
+    idx = pd.MultiIndex.from_product([dates, [f"S{i}" for i in range(40)]], names=["date", "symbol"])
+    X = pd.DataFrame(rng.normal(size=(len(idx), 10)), index=idx, columns=[f"f{j}" for j in range(10)])
+    y = pd.Series(rng.normal(size=len(idx)), index=idx)
+    model = make_model("screened_ridge", t_min=6.0).fit(X, y)
+    assert not model.coef_.any() and np.ptp(model.predict(X)) == 0.0

@@ -3,6 +3,11 @@
 -- alt_data: sector-ETF flow pressure, short interest (as-of publish_date), call-put implied-volatility
 -- spread, insider buying (as-of filing_date) and analyst sentiment change (as-of as_of_date).
 -- Trailing counts over calendar windows are differences of two as-of lookups into running totals.
+-- Event families (macros/feature_families.sql): insider filings (net count and net shares, the latter
+-- over the name's ADV) and short-interest publications (the change in shares short), summed in event
+-- time with half-lives of var('event_half_lives') calendar days from the filing or publication date.
+
+{%- set half_lives = var('event_half_lives') %}
 
 with panel as (
     select
@@ -38,6 +43,27 @@ insider as (
     select * from {{ ref('int_insider_trades_accumulated') }}
 ),
 
+insider_events as (
+    -- one row per (symbol, filing date): the day's net count and net shares, from the running totals
+    select
+        symbol,
+        filing_date as event_date,
+        (cum_buys - cum_sells) - coalesce(lag(cum_buys - cum_sells) over by_filing, 0) as net_buys,
+        (cum_buy_shares - cum_sell_shares) - coalesce(lag(cum_buy_shares - cum_sell_shares) over by_filing, 0)
+            as net_shares
+    from insider
+    window by_filing as (partition by symbol order by filing_date)
+),
+
+short_events as (
+    select symbol, publish_date as event_date, short_interest_change
+    from short_interest
+),
+
+{{ decayed_event_ctes('insider_decay', 'insider_events', ['net_buys', 'net_shares'], half_lives) }},
+
+{{ decayed_event_ctes('short_decay', 'short_events', ['short_interest_change'], half_lives) }},
+
 revisions as (
     select * from {{ ref('int_estimate_revisions_accumulated') }}
 ),
@@ -64,7 +90,9 @@ joined as (
         coalesce(revisions_now.cum_down, 0) - coalesce(revisions_90d.cum_down, 0) as revisions_down_90d,
         coalesce(revisions_now.cum_revisions, 0) - coalesce(revisions_90d.cum_revisions, 0) as revisions_90d,
         revisions_now.eps_std_front as eps_std_now,
-        revisions_90d.eps_std_front as eps_std_90d_ago
+        revisions_90d.eps_std_front as eps_std_90d_ago,
+        {{ decayed_event_columns('insider_decay', ['net_buys', 'net_shares'], half_lives, 'panel.date', 'insider') }},
+        {{ decayed_event_columns('short_decay', ['short_interest_change'], half_lives, 'panel.date', 'short') }}
     from panel
     left join securities on securities.symbol = panel.symbol
     left join etf_flows on etf_flows.etf = securities.etf and etf_flows.date = panel.date
@@ -75,6 +103,8 @@ joined as (
     {{ asof_left_join('insider', 'insider_90d', ['panel.symbol'], ['symbol'], 'panel.date - 90', 'filing_date') }}
     {{ asof_left_join('revisions', 'revisions_now', ['panel.symbol'], ['symbol'], 'panel.date', 'as_of_date') }}
     {{ asof_left_join('revisions', 'revisions_90d', ['panel.symbol'], ['symbol'], 'panel.date - 90', 'as_of_date') }}
+    {{ decayed_event_joins('insider_decay', 'panel.symbol', 'panel.date') }}
+    {{ decayed_event_joins('short_decay', 'panel.symbol', 'panel.date') }}
 ),
 
 features as (
@@ -96,7 +126,14 @@ features as (
         {{ safe_divide('insider_buys_90d - insider_sells_90d', 'insider_buys_90d + insider_sells_90d') }}
             as insider_net_buy_ratio_90d,
         {{ safe_divide('revisions_up_90d - revisions_down_90d', 'revisions_90d') }} as revision_breadth_90d,
-        {{ safe_ln(safe_divide('eps_std_now', 'eps_std_90d_ago')) }} as analyst_dispersion_change_90d
+        {{ safe_ln(safe_divide('eps_std_now', 'eps_std_90d_ago')) }} as analyst_dispersion_change_90d,
+        {%- for h in half_lives %}
+        insider_net_buys_hl{{ h }},
+        {{ safe_divide('insider_net_shares_hl' ~ h, 'avg_volume_63d') }} as insider_net_shares_adv_hl{{ h }},
+        {%- endfor %}
+        {%- for c in decayed_event_names(['short_interest_change'], half_lives, 'short') %}
+        {{ c }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from joined
 )
 

@@ -2,9 +2,20 @@
 -- momentum and reversal, industry vs stock momentum, sector rotation, and returns neutralized against
 -- the panel-built market, size and value factors. Sector and market come from the ETFs when
 -- etf_prices has them, else from the members (peers for the sector; see int_returns_benchmarked).
+-- Then the families of macros/feature_families.sql: residual returns over a spread of windows with
+-- their z-scores, and each name against its sector (sector mean, distance from it, rank within it) for
+-- returns over several windows and 12-1 momentum.
+
+{%- set residual_windows = var('residual_windows') %}
+{%- set residual_z = family_columns('resid_ret', residual_windows) + ['resid_ret_21d'] %}
+{%- set sector_family = ['ret_5d', 'ret_21d', 'ret_63d', 'mom_12_1'] %}
 
 with residuals as (
     select * from {{ ref('int_returns_residualized') }}
+),
+
+securities as (
+    select symbol, sector from {{ ref('stg_securities') }}
 ),
 
 benchmarked as (
@@ -18,9 +29,11 @@ joined as (
         benchmarked.close,
         benchmarked.industry_mom_12_1,
         benchmarked.sector_ret_126d,
-        benchmarked.sector_ret_21d - benchmarked.market_ret_21d as sector_rel_ret_21d
+        benchmarked.sector_ret_21d - benchmarked.market_ret_21d as sector_rel_ret_21d,
+        securities.sector
     from residuals
     inner join benchmarked on benchmarked.symbol = residuals.symbol and benchmarked.date = residuals.date
+    left join securities on securities.symbol = residuals.symbol
 ),
 
 windowed as (
@@ -42,7 +55,10 @@ windowed as (
         {{ simple_return('lag(close, 21) over by_symbol', 'lag(close, 252) over by_symbol') }} as stock_mom_12_1,
         industry_mom_12_1,
         sector_ret_126d,
-        sector_rel_ret_21d
+        sector_rel_ret_21d,
+        sector,
+        {{ trailing_returns('close', 'ret', [5, 21, 63]) }},
+        {{ trailing_sums('resid_ret_1d', 'resid_ret', residual_windows) }}
     from joined
     window by_symbol as (partition by symbol order by date)
 ),
@@ -50,7 +66,9 @@ windowed as (
 winsorized as (
     select
         *,
-        {{ cs_winsorize('resid_ret_5d') }} as resid_ret_5d_w
+        stock_mom_12_1 as mom_12_1,
+        {{ cs_winsorize('resid_ret_5d') }} as resid_ret_5d_w,
+        {{ cs_winsorized(residual_z) }}
     from windowed
 ),
 
@@ -75,7 +93,12 @@ features as (
         sector_ret_126d as sector_mom_126d,
         sector_rel_ret_21d,
         factor_resid_ret_5d,
-        factor_resid_ret_21d
+        factor_resid_ret_21d,
+        {%- for c in family_columns('resid_ret', residual_windows) %}
+        {{ c }},
+        {%- endfor %}
+        {{ cs_standardized(residual_z, ranks=false) }},
+        {{ sector_relative(sector_family) }}
     from winsorized
 )
 

@@ -1,0 +1,1 @@
+"""Model families and their foundations (see ml/zoo.py for the registry)."""
