@@ -139,16 +139,24 @@ def _prepared_view(frame_files: dict[str, str], view: str, cfg: dict):
 
 
 @task(name="train-spec", cache_policy=INPUTS, persist_result=True,
-      task_run_name="train {family} x {view}")
-def train_spec_task(frame_files: dict[str, str], family: str, view: str, cache_token: str):
+      task_run_name="train {family} x {view} (horizon {horizon})")
+def train_spec_task(frame_files: dict[str, str], family: str, view: str, cache_token: str,
+                    horizon: int | None = None):
     from ml import training
+    from ml.models.horizons import horizon_config, retarget
 
     cfg = training.load_config()
     prep = _prepared_view(frame_files, view, cfg)
     if prep is None:
         return None
+    if horizon is not None:  # an extra label horizon: the same normalized features, another target
+        cfg = horizon_config(cfg, horizon)
+        prep = retarget(prep, cfg)
+        family_name = f"{family}@{horizon}d"
+    else:
+        family_name = family
     result = training.train_spec(prep, family, cfg)
-    say(f"[zoo] {family:<13} x {view:<15} rank IC {result.metrics.get('rank_ic', float('nan')):+.4f}"
+    say(f"[zoo] {family_name:<13} x {view:<15} rank IC {result.metrics.get('rank_ic', float('nan')):+.4f}"
         f"  {result.elapsed_s:6.1f}s")
     return result
 
@@ -231,8 +239,13 @@ def train_zoo(data_dir: str | None = None) -> dict[str, Any]:
     views = [v for v in cfg["views"] if v == "all" or v in frame_files]
     say(f"[zoo] {len(families)} families x {len(views)} views = {len(families) * len(views)} models")
     spec_key = token("spec", features_key, repr(sorted(cfg.items(), key=str)))
+    from ml.models.horizons import horizon_specs
+
     futures = [
         train_spec_task.submit(frame_files, family, view, spec_key) for view in views for family in families
+    ] + [
+        train_spec_task.submit(frame_files, family, view, spec_key, horizon)
+        for view in views for family, horizon in horizon_specs(cfg, families)
     ]
     specs = [f.result() for f in futures]
     return register_task(data_dir, specs, frame_files["labels"])

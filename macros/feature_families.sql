@@ -93,27 +93,34 @@
 {#-
     Events in event time. An event relation has one row per (symbol, event date) - the date it was
     published - and one column per event size (a surprise, a revision, shares traded / ADV). Its
-    decayed sum at date t, with half-life h calendar days, is
+    decayed sum at date t, with half-life h calendar days, is the truncated exponential kernel
 
-        D_h(t) = sum over events e published on or before t of size_e * 2^(-(t - t_e) / h)
+        D_h(t) = sum over events e published in (t - c h, t] of size_e * 2^(-(t - t_e) / h)
 
     which is the size of the latest event fading with its age when events are rare (earnings), and a
-    recency-weighted flow when they are frequent (filings, revisions).
+    recency-weighted flow when they are frequent (filings, revisions). The cut at c = 4 half-lives
+    (weights below 1/16) makes the value exactly 0 once every event is old: without it a quarterly
+    event's fast decay would sink by a factor 2^(-60/5) between reports, and its magnitude would swing
+    with the reporting season rather than with the events (the quality gate's scale rules read that as
+    a unit change). NULL before a symbol's first event.
 
-    Computed in O(rows), not by a range join: within an epoch of E = 400 x the shortest half-life days
-    (anchor a_k = k E days after 1970-01-01), the running sum S_k = sum size_e 2^((t_e - a_k) / h) has
-    exponents of at most 400, and D_h(t) = S_k(last event) 2^((a_k - t) / h) plus the previous epoch's
-    total 2^((a_(k-1) - t) / h). Events two or more epochs back weigh at most 2^-400 and are left out.
+    Computed in O(rows), not by a range join. With the untruncated sum U_h(t), the truncated one is
+    U_h(t) - 2^-c U_h(t - c h) (the events up to t - c h, aged c h more), and exactly 0 when the latest
+    event is older than c h. Within an epoch of E = 400 x the shortest half-life days (anchor
+    a_k = k E days after 1970-01-01), the running sum S_k = sum size_e 2^((t_e - a_k) / h) has exponents
+    of at most 400, and U_h(t) = S_k(last event) 2^((a_k - t) / h) plus the previous epoch's total
+    2^((a_(k-1) - t) / h). Events two or more epochs back weigh at most 2^-400 and are left out.
 
-      1. `decayed_event_ctes(name, relation, sizes, half_lives)`: two CTEs, `<name>_running` and
-         `<name>_epochs` (place it inside `with ...,`, followed by a comma);
-      2. `decayed_event_joins(name, symbol, date)`: the as-of join of the latest event and the join of
-         the previous epoch (after the panel's `from`);
-      3. `decayed_event_columns(name, sizes, half_lives, date, prefix)`: `<prefix>_<size>_hl<h>`,
-         NULL before the symbol's first event.
+      1. `decayed_event_ctes(name, relation, sizes, half_lives)`: three CTEs `<name>_epoched`,
+         `<name>_running`, `<name>_epochs` (place it inside `with ...,`, followed by a comma);
+      2. `decayed_event_joins(name, symbol, date, half_lives)`: the as-of joins (after the panel's
+         `from`);
+      3. `decayed_event_columns(name, sizes, half_lives, date, prefix)`: `<prefix>_<size>_hl<h>`.
 -#}
 
 {% macro _epoch_days(half_lives) -%}{{ 400 * (half_lives | min) }}{%- endmacro %}
+
+{% macro _event_cut() -%}4{%- endmacro %}
 
 {% macro _day_number(date) -%}(cast({{ date }} as date) - date '1970-01-01'){%- endmacro %}
 
@@ -157,24 +164,41 @@
 {%- endmacro %}
 
 
-{% macro decayed_event_joins(name, symbol, date) -%}
-    {{ asof_left_join(name ~ '_running', name ~ '_last', [symbol], ['symbol'], date, 'event_date') }}
-    left join {{ name }}_epochs as {{ name }}_previous
-        on {{ name }}_previous.symbol = {{ symbol }} and {{ name }}_previous.epoch = {{ name }}_last.epoch - 1
+{% macro _lookup_joins(name, alias, symbol, date) -%}
+    {{ asof_left_join(name ~ '_running', alias, [symbol], ['symbol'], date, 'event_date') }}
+    left join {{ name }}_epochs as {{ alias }}_prev
+        on {{ alias }}_prev.symbol = {{ symbol }} and {{ alias }}_prev.epoch = {{ alias }}.epoch - 1
+{%- endmacro %}
+
+
+{% macro decayed_event_joins(name, symbol, date, half_lives) -%}
+    {{ _lookup_joins(name, name ~ '_last', symbol, date) }}
+    {%- for h in half_lives %}
+    {{ _lookup_joins(name, name ~ '_cut' ~ h, symbol, '(' ~ date ~ ' - ' ~ (_event_cut() | int) * h ~ ')') }}
+    {%- endfor %}
+{%- endmacro %}
+
+
+{% macro _untruncated(alias, s, h, e, day) -%}
+    ({{ alias }}.{{ s }}_s{{ h }} * pow(2, ({{ alias }}.epoch * {{ e }} - {{ day }}) / {{ h }})
+     + coalesce({{ alias }}_prev.{{ s }}_s{{ h }} * pow(2, (({{ alias }}.epoch - 1) * {{ e }} - {{ day }}) / {{ h }}), 0))
 {%- endmacro %}
 
 
 {% macro decayed_event_columns(name, sizes, half_lives, date, prefix) -%}
     {%- set e = _epoch_days(half_lives) -%}
+    {%- set c = _event_cut() | int -%}
+    {%- set day = _day_number(date) -%}
     {%- set out = [] -%}
     {%- for s in sizes -%}{%- for h in half_lives -%}
+        {%- set last = name ~ '_last' -%}
+        {%- set cut = name ~ '_cut' ~ h -%}
         {%- do out.append(
-            '(case when ' ~ name ~ '_last.event_date is not null then '
-            ~ name ~ '_last.' ~ s ~ '_s' ~ h
-            ~ ' * pow(2, (' ~ name ~ '_last.epoch * ' ~ e ~ ' - ' ~ _day_number(date) ~ ') / ' ~ h ~ ')'
-            ~ ' + coalesce(' ~ name ~ '_previous.' ~ s ~ '_s' ~ h
-            ~ ' * pow(2, ((' ~ name ~ '_last.epoch - 1) * ' ~ e ~ ' - ' ~ _day_number(date) ~ ') / ' ~ h ~ '), 0)'
-            ~ ' end) as ' ~ prefix ~ '_' ~ s ~ '_hl' ~ h) -%}
+            '(case when ' ~ last ~ '.event_date is null then null'
+            ~ ' when ' ~ last ~ '.event_date <= ' ~ date ~ ' - ' ~ c * h ~ ' then 0.0'
+            ~ ' else ' ~ _untruncated(last, s, h, e, day)
+            ~ ' - coalesce(' ~ _untruncated(cut, s, h, e, day) ~ ', 0) end) as '
+            ~ prefix ~ '_' ~ s ~ '_hl' ~ h) -%}
     {%- endfor -%}{%- endfor -%}
     {{ out | join(',\n        ') }}
 {%- endmacro %}

@@ -83,6 +83,7 @@ DEFAULTS: dict[str, Any] = {
         "max_train_rows": None,
     },
     "families": {name: {"enabled": True} for name in FAMILIES},
+    "horizons": {},  # extra label horizons (ml/models/horizons.py): {h: {label, families}}
 }
 FAMILY_KEYS = {"enabled", "params", "grid", "cadence", "tune_every", "max_train_rows", "max_train_days"}
 
@@ -134,6 +135,12 @@ def load_config(config: str | Path | Mapping | None = None) -> dict[str, Any]:
             make_model(name, **{k: v[0] for k, v in grid.items() if v})
     if int(cfg["evaluation"]["primary"]) not in cfg["evaluation"]["labels"]:
         raise ConfigError("evaluation.primary must be one of evaluation.labels' horizons")
+    from ml.models.horizons import HorizonConfigError, validate_horizons
+
+    try:
+        cfg["horizons"] = validate_horizons(cfg)
+    except HorizonConfigError as exc:
+        raise ConfigError(str(exc)) from exc
     return cfg
 
 
@@ -403,7 +410,8 @@ def spec_model_id(family: str, view: str, cfg: Mapping, features: list[str], las
          "preprocess": cfg["preprocess"], "features": features, "end": str(last_date)},
         sort_keys=True, default=str,
     )
-    return f"{family}-{view}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
+    tag = str(cfg["target"].get("tag") or "")  # "@<h>d" for an extra label horizon
+    return f"{family}{tag}-{view}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
 
 
 def train_spec(
@@ -543,22 +551,32 @@ def train_zoo(
     skipped = [v for v in cfg["views"] if v not in frames]
     if skipped:
         say(f"[zoo] views without data, skipped: {', '.join(skipped)}")
-    total = len(frames) * len(fams)
-    say(f"[zoo] {len(fams)} families x {len(frames)} views = {total} models")
+    from ml.models.horizons import horizon_config, horizon_specs, retarget
+
+    total = len(frames) * (len(fams) + len(horizon_specs(cfg, fams)))
+    say(f"[zoo] {len(fams)} families x {len(frames)} views = {len(fams) * len(frames)} models"
+        + (f", + {total - len(fams) * len(frames)} on other label horizons" if total > len(fams) * len(frames) else ""))
     specs: list[SpecResult] = []
     timings: dict[str, float] = {}
     done = 0
     for view, frame in frames.items():
         prep = prepare_view(frame, view, cfg)
         timings[f"prepare:{view}"] = prep.prepare_s
-        for fam in fams:
-            res = train_spec(prep, fam, cfg)
+        runs = [(fam, None, prep, cfg) for fam in fams]
+        for h in dict.fromkeys(h for _, h in horizon_specs(cfg, fams)):
+            cfg_h = horizon_config(cfg, h)
+            prep_h = retarget(prep, cfg_h)  # one per horizon: its families share the per-date moments
+            runs += [(fam, h, prep_h, cfg_h) for fam, hh in horizon_specs(cfg, fams) if hh == h]
+        for fam, h, prep_run, cfg_run in runs:
+            res = train_spec(prep_run, fam, cfg_run)
             specs.append(res)
             done += 1
-            timings[f"{fam}:{view}"] = res.elapsed_s
-            say(f"[zoo] {done}/{total} {fam:<13} x {view:<15} rank IC {res.metrics.get('rank_ic', float('nan')):+.4f}"
+            name = fam if h is None else f"{fam}@{h}d"
+            timings[f"{name}:{view}"] = res.elapsed_s
+            say(f"[zoo] {done}/{total} {name:<13} x {view:<15} rank IC {res.metrics.get('rank_ic', float('nan')):+.4f}"
                 f"  {res.elapsed_s:6.1f}s  (elapsed {time.perf_counter() - started:6.1f}s)")
-        prep._moments = None
+        for _, _, prep_run, _ in runs:
+            prep_run._moments = None
     timings["total"] = time.perf_counter() - started
     result = zoo_result(specs, timings)
     say(f"[zoo] done: {total} models in {timings['total']:.1f}s")

@@ -3,7 +3,8 @@
 Each family's SQL must equal a plain, obviously point-in-time definition: a window ends at the row's
 own date, a sector aggregate uses that date's names, and an event counts from its publication date
 with the weight 2^(-age / half-life). (tests/test_point_in_time.py separately proves that no value
-dated on or before a cut-off moves when anything published after it changes.)
+dated on or before a cut-off moves when anything published after it changes.) Event kernels stop at 4
+half-lives, so a family's value is exactly 0 once every event is old.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _mart(root, view: str) -> pd.DataFrame:
 
 
 def _decayed(panel: pd.DataFrame, events: pd.DataFrame, size: str, half_life: float) -> np.ndarray:
-    """sum over events published on or before each panel date of size * 2^(-age / half_life)."""
+    """sum over events published in the last 4 half-lives (age in [0, 4h)) of size * 2^(-age / h)."""
     out = np.full(len(panel), np.nan)
     for symbol, rows in panel.groupby("symbol").groups.items():
         ev = events[events["symbol"] == symbol]
@@ -44,7 +45,7 @@ def _decayed(panel: pd.DataFrame, events: pd.DataFrame, size: str, half_life: fl
             continue
         dates = panel.loc[rows, "date"].to_numpy("datetime64[D]")
         age = (dates[:, None] - ev["event_date"].to_numpy("datetime64[D]")[None, :]).astype(float)
-        weight = np.where(age >= 0, np.power(2.0, -np.clip(age, 0, None) / half_life), 0.0)
+        weight = np.where((age >= 0) & (age < 4 * half_life), np.power(2.0, -np.clip(age, 0, None) / half_life), 0.0)
         seen = (age >= 0).any(axis=1)
         out[rows] = np.where(seen, weight @ ev[size].fillna(0).to_numpy(float), np.nan)
     return out

@@ -303,3 +303,33 @@ def test_specs_sharing_one_prepared_view_across_threads_match_sequential_trainin
         for family, got in zip(families, results, strict=True):
             pd.testing.assert_frame_equal(got.predictions, expected[family].predictions)
             assert got.metrics == expected[family].metrics
+
+
+def test_extra_label_horizons_train_the_same_specs_on_their_own_label_and_purge(frames):
+    """`horizons` trains ridge again on the 1- and 21-day labels: own ids, own target, purge >= h."""
+    cfg = small_config(views=["price_momentum"], horizons={1: {"label": "fwd_ret_sn_1d", "families": ["ridge"]},
+                                                          21: {"label": "fwd_ret_sn_21d", "families": ["ridge"]}})
+    lines = []
+    result = train_zoo(frames, cfg, log=lines.append, families=["ridge", "lasso"])
+    ids = sorted(s.model_id for s in result.specs)
+    assert len(ids) == 4 and sum(i.startswith("ridge@1d-price_momentum-") for i in ids) == 1
+    assert sum(i.startswith("ridge@21d-price_momentum-") for i in ids) == 1
+    by_id = {s.model_id: s for s in result.specs}
+    for spec in result.specs:
+        h = int(spec.target["horizon"])
+        assert spec.cv["horizon"] >= h
+        gaps = (pd.to_datetime(spec.folds["test_start"]) - pd.to_datetime(spec.folds["train_end"])).dt.days
+        assert (gaps > h).all()  # the last training label ends before the test period
+    long = next(s for i, s in by_id.items() if i.startswith("ridge@21d"))
+    assert long.target["label"] == "fwd_ret_sn_21d" and long.family == "ridge"
+    assert any("ridge@21d" in line for line in lines)
+    main = next(s for i, s in by_id.items() if i.startswith("ridge-"))
+    both = main.predictions.merge(long.predictions, on=["date", "symbol"])
+    assert len(both) > 1000 and not np.allclose(both["score_x"], both["score_y"])
+
+
+def test_a_horizons_block_with_unknown_families_or_no_label_is_refused():
+    with pytest.raises(ConfigError, match="unknown families"):
+        small_config(horizons={1: {"label": "fwd_ret_sn_1d", "families": ["nope"]}})
+    with pytest.raises(ConfigError, match="needs a label"):
+        small_config(horizons={21: {"families": ["ridge"]}})

@@ -103,8 +103,8 @@ joined as (
     {{ asof_left_join('insider', 'insider_90d', ['panel.symbol'], ['symbol'], 'panel.date - 90', 'filing_date') }}
     {{ asof_left_join('revisions', 'revisions_now', ['panel.symbol'], ['symbol'], 'panel.date', 'as_of_date') }}
     {{ asof_left_join('revisions', 'revisions_90d', ['panel.symbol'], ['symbol'], 'panel.date - 90', 'as_of_date') }}
-    {{ decayed_event_joins('insider_decay', 'panel.symbol', 'panel.date') }}
-    {{ decayed_event_joins('short_decay', 'panel.symbol', 'panel.date') }}
+    {{ decayed_event_joins('insider_decay', 'panel.symbol', 'panel.date', half_lives) }}
+    {{ decayed_event_joins('short_decay', 'panel.symbol', 'panel.date', half_lives) }}
 ),
 
 features as (

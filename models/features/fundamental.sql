@@ -79,8 +79,8 @@ joined as (
         on consensus.symbol = fundamentals.symbol
         and consensus.date = fundamentals.date
     left join securities on securities.symbol = fundamentals.symbol
-    {{ decayed_event_joins('earnings', 'fundamentals.symbol', 'fundamentals.date') }}
-    {{ decayed_event_joins('analyst', 'fundamentals.symbol', 'fundamentals.date') }}
+    {{ decayed_event_joins('earnings', 'fundamentals.symbol', 'fundamentals.date', half_lives) }}
+    {{ decayed_event_joins('analyst', 'fundamentals.symbol', 'fundamentals.date', half_lives) }}
 ),
 
 features as (
