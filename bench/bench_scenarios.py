@@ -28,6 +28,7 @@ Usage:
 policy_backtest) through policy_backtest, on each finished run under --work (the zoo is not retrained;
 the report is updated with each stage's values), then collects; `--rerun-tail` adds publish_signals and
 monitoring_marts. The runtimes in the rows stay those of the original runs (read from --json).
+`--zoo-horizons` trains the shipped zoo plus extra label horizons (HORIZONS, ml/models/horizons.py).
 """
 
 from __future__ import annotations
@@ -104,6 +105,22 @@ def fast_configs(data_dir: Path) -> dict[str, str]:
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         out[f"AURORA_{name.upper()}_CONFIG"] = str(path)
     return out
+
+
+HORIZONS = {1: {"label": "fwd_ret_sn_1d", "families": ["ridge", "screened_ridge"]},
+            21: {"label": "fwd_ret_sn_21d", "families": ["ridge", "screened_ridge"]}}
+
+
+def zoo_with_horizons(work: Path) -> Path:
+    """config/zoo.yaml with `horizons: HORIZONS`, written under `work` (for --zoo-horizons)."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "config" / "zoo.yaml").read_text()) or {}
+    cfg["horizons"] = HORIZONS
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "zoo_horizons.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
 
 
 def _env(data_dir: Path, fast: bool) -> dict[str, str]:
@@ -411,7 +428,11 @@ def main() -> int:
                              "policy_backtest (no retraining), then collect (runtimes from --json)")
     parser.add_argument("--rerun-tail", action="store_true",
                         help="with --rerun-from: also publish_signals and monitoring_marts")
+    parser.add_argument("--zoo-horizons", action="store_true",
+                        help="the shipped zoo plus HORIZONS (1- and 21-day labels for the linear families)")
     args = parser.parse_args()
+    if args.zoo_horizons:
+        os.environ["AURORA_ZOO_CONFIG"] = str(zoo_with_horizons(Path(args.work).resolve()))
     names = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = sorted(set(names) - set(SCENARIOS))
     if unknown:
