@@ -55,20 +55,18 @@ def channel_views(channel: str) -> tuple[str, ...]:
     `order_imbalance` reads prices.order_imbalance, which only `microstructure` needs; `iv_spread`
     reads options_iv, which feeds `alt_data`; a channel of prices alone feeds the price-only views.
     """
-    from ml.contract import FEATURE_VIEWS, TABLES, VIEW_REQUIRES
     from ml.data.market_config import CHANNEL_REQUIRES
+    from ml.data.views import feature_views, view_requires
 
     needs = CHANNEL_REQUIRES.get(channel)
     if needs is None:
         return ()
     if not needs:
-        return tuple(v for v in FEATURE_VIEWS if not VIEW_REQUIRES.get(v))
+        return tuple(v for v, reqs in view_requires().items() if not reqs)
     views: set[str] = set()
     for need in needs:
-        views |= {v for v, reqs in VIEW_REQUIRES.items() if need in reqs}
-        if need in TABLES:
-            views |= set(TABLES[need].feeds_views)
-    return tuple(v for v in FEATURE_VIEWS if v in views)
+        views |= {v for v, reqs in view_requires().items() if need in reqs}
+    return tuple(v for v in feature_views() if v in views)
 
 
 def market_truth(manifest: Mapping[str, Any] | None, scenario: str | None = None) -> dict[str, Any]:

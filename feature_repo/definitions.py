@@ -1,14 +1,14 @@
 """Feast definitions for Aurora, discovered from the feature marts' parquet schemas.
 
 Analysts add a feature by editing SQL only, so nothing here names a feature: for each feature view V
-of `ml.contract.FEATURE_VIEWS` whose mart `$AURORA_DATA_DIR/features/V.parquet` exists, the schema of
+of the dbt project (`ml.data.views.feature_views`: every model in models/features/ but labels) whose mart `$AURORA_DATA_DIR/features/V.parquet` exists, the schema of
 that file gives the features (every column except `symbol` and `date`, with its type). Views whose
 mart is absent (skipped by dbt for lack of inputs) are simply not defined.
 
 Objects:
 - entity `symbol` (join key `symbol`, string);
 - per mart a `FileSource` `<V>_source` (absolute path, event timestamp `date`);
-- per mart a `FeatureView` `V` with ttl `TTL[V]`, plus the view `labels` (forward returns);
+- per mart a `FeatureView` `V` with the view's ttl (`feast_ttl_days`), plus the view `labels` (forward returns);
 - feature services `all_views` (every feature view, not labels) and `<V>_service` (each view alone).
 
 Event timestamps: the marts carry `date` as DATE (date32). Feast's DuckDB offline store casts it to
@@ -32,7 +32,7 @@ from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueT
 from feast.data_format import ParquetFormat
 from feast.types import Bool, Float32, Float64, Int32, Int64, String
 
-from ml.contract import FEATURE_VIEWS
+from ml.data.views import view_specs
 from ml.paths import DataPaths
 
 PROJECT = "aurora"
@@ -41,18 +41,10 @@ TIMESTAMP = "date"
 LABELS = "labels"
 ALL_VIEWS_SERVICE = "all_views"
 
-# How long a feature row stays valid for later entity dates when no newer row exists. The marts have a
-# row per trading day, so a row only has to bridge weekends and holidays (4 calendar days at most);
-# the slower views get more slack. Labels are matched to their own date only: a label row of an
-# earlier day must never stand in for a missing one.
-TTL: dict[str, timedelta] = {
-    "price_momentum": timedelta(days=5),
-    "sector_neutral": timedelta(days=5),
-    "microstructure": timedelta(days=5),
-    "fundamental": timedelta(days=10),
-    "alt_data": timedelta(days=10),
-}
-DEFAULT_TTL = timedelta(days=5)
+# How long a feature row stays valid for later entity dates when no newer row exists: each view's
+# `feast_ttl_days` (its YAML's meta, ml/data/views.py; default 5 days, enough to bridge weekends and
+# holidays; the slower views get more slack). Labels are matched to their own date only: a label row
+# of an earlier day must never stand in for a missing one.
 LABELS_TTL = timedelta(hours=12)
 
 _FEAST_TYPES = [
@@ -153,11 +145,11 @@ def build_definitions(paths: DataPaths) -> Definitions:
     """Entity, sources, views and services for the marts present in `paths.features`."""
     entity = Entity(name=ENTITY, join_keys=[ENTITY], value_type=ValueType.STRING, description="equity ticker")
     defs = Definitions(entity=entity)
-    for view in FEATURE_VIEWS:
+    for view, spec in view_specs().items():
         path = paths.features / f"{view}.parquet"
         if not path.exists():
             continue
-        source, fv = _view(view, path, entity, TTL.get(view, DEFAULT_TTL), f"feature view {view}")
+        source, fv = _view(view, path, entity, timedelta(days=spec.ttl_days), f"feature view {view}")
         defs.sources[view] = source
         defs.views[view] = fv
     labels_path = paths.features / f"{LABELS}.parquet"

@@ -6,7 +6,7 @@ so the column lists, types, keys and publication rules live here and nowhere els
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # logical types: "str", "date", "float", "int", "side"
 DATE, STR, FLOAT, INT, SIDE = "date", "str", "float", "int", "side"
@@ -28,8 +28,6 @@ class Table:
     positive: tuple[str, ...] = ()
     non_negative: tuple[str, ...] = ()
     symbol_column: str | None = "symbol"
-    # feature views that cannot be built without this table
-    feeds_views: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def required_columns(self) -> list[str]:
@@ -87,7 +85,6 @@ TABLES: dict[str, Table] = {
             {"date": DATE, "etf": STR, "net_flow_usd": FLOAT},
             key=("etf", "date"),
             symbol_column=None,
-            feeds_views=("alt_data",),
         ),
         Table(
             "fundamentals",
@@ -108,7 +105,6 @@ TABLES: dict[str, Table] = {
             not_before=(("report_date", "period_end"),),
             positive=("shares_outstanding", "total_assets"),
             non_negative=("revenue", "total_liabilities"),
-            feeds_views=("fundamental",),
         ),
         Table(
             "estimates",
@@ -122,7 +118,6 @@ TABLES: dict[str, Table] = {
             },
             key=("symbol", "period_end", "as_of_date"),
             non_negative=("eps_std", "n_analysts"),
-            feeds_views=("fundamental", "alt_data"),
         ),
         Table(
             "short_interest",
@@ -136,14 +131,12 @@ TABLES: dict[str, Table] = {
             key=("symbol", "settlement_date"),
             not_before=(("publish_date", "settlement_date"),),
             non_negative=("shares_short", "avg_daily_volume"),
-            feeds_views=("alt_data",),
         ),
         Table(
             "options_iv",
             {"date": DATE, "symbol": STR, "iv_call_30d": FLOAT, "iv_put_30d": FLOAT},
             key=("symbol", "date"),
             positive=("iv_call_30d", "iv_put_30d"),
-            feeds_views=("alt_data",),
         ),
         Table(
             "insider_trades",
@@ -157,7 +150,6 @@ TABLES: dict[str, Table] = {
             },
             not_before=(("filing_date", "trade_date"),),
             positive=("shares", "price"),
-            feeds_views=("alt_data",),
         ),
     ]
 }
@@ -177,20 +169,20 @@ PUBLISH_DATE = {
     "insider_trades": "filing_date",
 }
 
-FEATURE_VIEWS = ("price_momentum", "sector_neutral", "fundamental", "microstructure", "alt_data")
+def __getattr__(name: str):
+    """`FEATURE_VIEWS` and `VIEW_REQUIRES` are discovered from the dbt project (ml/data/views.py) on
+    every access, never listed here: a new `models/features/<view>.sql` is a view without a Python edit."""
+    from ml.data import views
 
-# Which optional tables (or optional price columns) each feature view cannot do without.
-VIEW_REQUIRES: dict[str, tuple[str, ...]] = {
-    "price_momentum": (),
-    "sector_neutral": (),
-    "fundamental": ("fundamentals", "estimates"),
-    "microstructure": ("prices.vwap", "prices.spread_bps", "prices.order_imbalance"),
-    "alt_data": ("etf_flows", "short_interest", "options_iv", "insider_trades", "estimates"),
-}
+    if name == "FEATURE_VIEWS":
+        return views.feature_views()
+    if name == "VIEW_REQUIRES":
+        return views.view_requires()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def disabled_views(present_tables: set[str], price_columns: set[str]) -> dict[str, list[str]]:
-    """Feature views that the available inputs cannot feed, with what is missing for each."""
-    have = set(present_tables) | {f"prices.{c}" for c in price_columns}
-    missing = {v: [r for r in reqs if r not in have] for v, reqs in VIEW_REQUIRES.items()}
-    return {v: m for v, m in missing.items() if m}
+    """Feature views that the available inputs cannot feed (see `ml.data.views.disabled_views`)."""
+    from ml.data.views import disabled_views as discovered
+
+    return discovered(present_tables, price_columns)

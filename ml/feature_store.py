@@ -14,7 +14,7 @@ which view it came from. `feature_columns` / `label_columns` pick them out of a 
 Dates. The marts' `date` (DATE) is the event timestamp, read as midnight UTC; an entity row dated t
 is sent to Feast as midnight UTC of t. A feature row dated t is therefore returned for an entity row
 dated t, and a row dated after t never is. Between two feature rows, the earlier one is returned if it
-is within the view's ttl (`definitions.TTL`; labels only match their own date).
+is within the view's ttl (`feast_ttl_days` in its YAML, ml/data/views.py; labels only match their own date).
 
 Call `apply` after every feature build: `training_frame` refuses a registry whose schemas differ
 from the marts (an analyst's new feature would otherwise be silently missing).

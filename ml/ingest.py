@@ -28,7 +28,6 @@ import pyarrow.parquet as pq
 
 from ml.contract import (
     DATE,
-    FEATURE_VIEWS,
     FLOAT,
     INT,
     MARKET_ETF,
@@ -38,8 +37,8 @@ from ml.contract import (
     STR,
     TABLES,
     Table,
-    disabled_views,
 )
+from ml.data.views import disabled_views, feature_views
 
 # Text that means "no value" in a numeric or date cell (compared case-insensitively, after strip).
 # String columns treat only a blank cell as missing, so a ticker such as "NA" survives.
@@ -134,7 +133,7 @@ class IngestSummary:
             lines += [f"    {v:<15} needs {', '.join(m)}" for v, m in self.disabled.items()]
         else:
             lines.append("  feature views disabled: none")
-        enabled = [v for v in FEATURE_VIEWS if v not in self.disabled]
+        enabled = [v for v in feature_views() if v not in self.disabled]
         lines.append("  feature views enabled: " + (", ".join(enabled) or "none"))
         lines += [f"  {k}: {', '.join(v) or 'none'}" for k, v in self.etfs.items()]
         if self.removed_oracle:

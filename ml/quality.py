@@ -54,14 +54,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ml.config import load_config
-from ml.contract import FEATURE_VIEWS
 from ml.data import quality_profile as qp
 from ml.data import quarantine
 from ml.data.quality_store import (  # noqa: F401 (public API of the gate)
@@ -71,6 +69,7 @@ from ml.data.quality_store import (  # noqa: F401 (public API of the gate)
     read_reference,
     write_results,
 )
+from ml.data.views import FEATURES_SUBDIR, feature_views, project_dir
 from ml.paths import DataPaths
 
 LABELS = "labels"
@@ -88,7 +87,6 @@ RULE_SEVERITY = {
     "not_constant": CRITICAL,
 }
 _FLOAT_MAX = float(np.finfo(np.float64).max)
-_MODELS_DIR = Path(__file__).resolve().parents[1] / "models" / "features"
 
 
 class DataQualityError(RuntimeError):
@@ -134,11 +132,12 @@ def latest_price_date(paths: DataPaths) -> date | None:
 
 
 def load_marts(paths: DataPaths) -> dict[str, pd.DataFrame]:
-    """The feature marts present (the shipped views first, then any other mart) plus labels."""
+    """The feature marts present (the project's views first, in view order, then any other mart) plus labels."""
     import pyarrow.parquet as pq
 
     found = {p.stem for p in paths.features.glob("*.parquet")} if paths.features.exists() else set()
-    names = [v for v in FEATURE_VIEWS if v in found] + sorted(found - {*FEATURE_VIEWS, LABELS})
+    views = feature_views()
+    names = [v for v in views if v in found] + sorted(found - {*views, LABELS})
     names += [LABELS] if LABELS in found else []
     return {name: pq.read_table(paths.features / f"{name}.parquet").to_pandas() for name in names}
 
@@ -163,7 +162,7 @@ def declared_ranges(view: str) -> dict[str, tuple[float | None, float | None]]:
     import yaml
 
     out: dict[str, tuple[float | None, float | None]] = {}
-    path = _MODELS_DIR / f"{view}.yml"
+    path = project_dir() / FEATURES_SUBDIR / f"{view}.yml"
     if not path.exists():
         return out
     for model in (yaml.safe_load(path.read_text()) or {}).get("models", []):

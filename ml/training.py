@@ -43,8 +43,8 @@ import yaml
 from sklearn.model_selection import ParameterGrid
 from threadpoolctl import threadpool_limits
 
-from ml.contract import FEATURE_VIEWS
 from ml.cv import WalkForward
+from ml.data.views import feature_views
 from ml.metrics import daily_rank_ic, evaluate_scores
 from ml.paths import DataPaths
 from ml.zoo import (
@@ -67,7 +67,7 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "config" / "zoo.yaml
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "threads": 1,  # BLAS/OpenMP threads inside fits (oversubscribed multi-threading is slow on small hosts)
-    "views": [*FEATURE_VIEWS, ALL_VIEW],
+    "views": "auto",  # auto: every feature view of the dbt project (ml/data/views.py), then `all`
     "target": {"label": "fwd_ret_sn_5d", "transform": "rank", "horizon": 5},
     "evaluation": {"labels": {1: "fwd_ret_sn_1d", 5: "fwd_ret_sn_5d", 21: "fwd_ret_sn_21d"}, "primary": 5},
     "preprocess": {"method": "rank_gauss", "clip": 3.0, "state_pattern": DEFAULT_STATE_PATTERN},
@@ -114,6 +114,8 @@ def load_config(config: str | Path | Mapping | None = None) -> dict[str, Any]:
     if isinstance(config, str | Path):
         config = yaml.safe_load(Path(config).read_text()) or {}
     cfg = _merge(DEFAULTS, config)
+    if cfg["views"] == "auto":
+        cfg["views"] = [*feature_views(), ALL_VIEW]
     labels = cfg["evaluation"]["labels"]
     cfg["evaluation"]["labels"] = {int(h): str(c) for h, c in labels.items()}
     target, cv = cfg["target"], cfg["cv"]
@@ -229,7 +231,7 @@ def build_view_frames(frame_by_view: Mapping[str, pd.DataFrame], cfg: Mapping) -
 def load_view_frames(paths: DataPaths, views: list[str] | None = None) -> dict[str, pd.DataFrame]:
     """Read `features/<view>.parquet` and `features/labels.parquet` (the dbt marts) as raw frames,
     keyed by view name plus `labels`; pass the result to `train_zoo`. Missing views are skipped."""
-    views = [v for v in (views or FEATURE_VIEWS) if v != ALL_VIEW]
+    views = [v for v in (views or feature_views()) if v != ALL_VIEW]
     out = {}
     for name in [*views, "labels"]:
         path = paths.features / f"{name}.parquet"

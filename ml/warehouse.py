@@ -5,7 +5,7 @@
 `$AURORA_DATA_DIR/features/` (`<view>.parquet` and `labels.parquet`: symbol, date, then the features).
 
 - Inputs decide what is built. The raw directory is inspected (tables present, optional price columns
-  present); views whose inputs are missing (`ml.contract.disabled_views`) are skipped and reported, the
+  present); views whose inputs are missing (`ml.data.views.disabled_views`, from the views' `needs:` tags) are skipped and reported, the
   models tagged `needs:<input>` for a missing input are excluded, and dbt vars tell the remaining models
   which optional inputs exist (e.g. sector returns from ETFs or from members).
 - Publication is all-or-nothing. dbt writes the marts into a private staging folder under features/;
@@ -31,12 +31,24 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from ml.contract import FEATURE_VIEWS, OPTIONAL_TABLES, REQUIRED_TABLES, TABLES, disabled_views
+from ml.contract import OPTIONAL_TABLES, REQUIRED_TABLES, TABLES
+from ml.data.views import disabled_views, feature_views, project_dir
 from ml.paths import DataPaths
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 LABELS = "labels"
-MARTS: tuple[str, ...] = (*FEATURE_VIEWS, LABELS)
+
+
+def marts() -> tuple[str, ...]:
+    """The published marts: every feature view of the dbt project (ml/data/views.py), then labels."""
+    return (*feature_views(), LABELS)
+
+
+def __getattr__(name: str):
+    if name == "MARTS":  # the old constant, now discovered on every access
+        return marts()
+    if name == "PROJECT_DIR":
+        return project_dir()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 OPTIONAL_PRICE_COLUMNS: tuple[str, ...] = TABLES["prices"].optional_columns
 WAREHOUSE_SCHEMA = "main"
 MONITORING_SELECTOR = "tag:monitoring"  # marts over the ml schema, never part of the feature build
@@ -204,8 +216,8 @@ def _invoke_dbt(command: list[str], paths: DataPaths, raw: RawInputs, features_d
     target, logs = _dbt_dirs(paths)
     args = [
         *command,
-        "--project-dir", str(PROJECT_DIR),
-        "--profiles-dir", str(PROJECT_DIR),
+        "--project-dir", str(project_dir()),
+        "--profiles-dir", str(project_dir()),
         "--target-path", str(target),
         "--log-path", str(logs),
         "--vars", json.dumps(raw.dbt_vars()),
@@ -338,7 +350,7 @@ def _sync_warehouse(paths: DataPaths, drop: list[str]) -> None:
             "select table_name, table_type from information_schema.tables where table_schema = ?",
             [WAREHOUSE_SCHEMA],
         ).fetchall())
-        for mart in MARTS:
+        for mart in marts():
             published = paths.features / f"{mart}.parquet"
             if published.exists():
                 if kinds.get(mart, "VIEW") == "VIEW":
@@ -412,7 +424,7 @@ def build_features(paths: DataPaths, log: Log = print, select: str | None = None
         tests = [n for n in nodes if n.is_test]
         built = {n.name for n in nodes if n.resource_type == "model" and n.status == "success"}
         result = BuildResult(
-            views_built=[v for v in FEATURE_VIEWS if v in built],
+            views_built=[v for v in feature_views() if v in built],
             views_skipped=skipped,
             labels_built=LABELS in built,
             tests_passed=sum(1 for n in tests if n.status == "pass"),
@@ -431,7 +443,7 @@ def build_features(paths: DataPaths, log: Log = print, select: str | None = None
             raise FeatureBuildError(_failure_report(res, failures, nodes, paths), failures, result)
 
         # every mart that dbt built must have its parquet in staging before anything is published
-        produced = {m: staging / f"{m}.parquet" for m in MARTS if m in built}
+        produced = {m: staging / f"{m}.parquet" for m in marts() if m in built}
         absent = [m for m, f in produced.items() if not f.exists()]
         if absent:
             raise FeatureBuildError(f"dbt reported success but wrote no parquet for: {', '.join(absent)}")
@@ -491,9 +503,10 @@ def mart_checksums(paths: DataPaths, lineage: bool = False) -> dict[str, str]:
     """
     manifest = _load_manifest(paths)
     nodes, macros = manifest["nodes"], manifest.get("macros", {})
+    names = marts()
     out: dict[str, str] = {}
     for uid, node in nodes.items():
-        if node["resource_type"] != "model" or node["name"] not in MARTS:
+        if node["resource_type"] != "model" or node["name"] not in names:
             continue
         if not lineage:
             out[node["name"]] = node["checksum"]["checksum"]
@@ -521,4 +534,4 @@ def mart_checksums(paths: DataPaths, lineage: bool = False) -> dict[str, str]:
         for m in sorted(seen_macros):
             digest.update(f"{m}:{hashlib.sha256(macros[m]['macro_sql'].encode()).hexdigest()}\n".encode())
         out[node["name"]] = digest.hexdigest()
-    return {m: out[m] for m in MARTS if m in out}
+    return {m: out[m] for m in names if m in out}
