@@ -169,6 +169,7 @@ PUBLISH_DATE = {
     "insider_trades": "filing_date",
 }
 
+
 def __getattr__(name: str):
     """`FEATURE_VIEWS` and `VIEW_REQUIRES` are discovered from the dbt project (ml/data/views.py) on
     every access, never listed here: a new `models/features/<view>.sql` is a view without a Python edit."""
