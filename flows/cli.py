@@ -145,6 +145,20 @@ def _cmd_build_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_docs(args: argparse.Namespace) -> int:
+    from ml.data.dbt_docs import DocsError, generate_docs, serve_docs
+
+    try:
+        if args.no_serve:
+            generate_docs(DataPaths.from_env(), log=_log)
+        else:
+            serve_docs(DataPaths.from_env(), port=args.port, log=_log)
+    except DocsError as err:
+        print(f"aurora docs: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from ml.pipeline import train_stage
     from ml.report import update_saved_report
@@ -263,6 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     bf = sub.add_parser("build-features", help="dbt build + data-quality gates + Feast apply/materialize")
     bf.add_argument("--select", help="dbt selector, e.g. '+price_momentum' (default: everything)")
     bf.set_defaults(handler=_cmd_build_features)
+
+    dc = sub.add_parser("docs", help="dbt docs (models, columns, tests, exposures, lineage) of the data directory")
+    dc.add_argument("--port", type=int, default=8080, help="serve on this port (default 8080)")
+    dc.add_argument("--no-serve", action="store_true", help="only write <data>/dbt/target/index.html")
+    dc.set_defaults(handler=_cmd_docs)
 
     tr = sub.add_parser("train", help="walk-forward train the model zoo (config/zoo.yaml)")
     tr.add_argument("--config", help="zoo config YAML (default config/zoo.yaml)")

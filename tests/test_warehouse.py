@@ -342,3 +342,25 @@ def test_a_vendor_unit_change_in_raw_fundamentals_stops_the_gate_naming_the_colu
     assert set(critical["rule"]) == {"scale_jump"}
     assert "book_to_price" in set(critical["column_name"])
     assert "book_to_price" in str(caught.value)
+
+
+def test_dbt_docs_describe_the_marts_and_the_exposures_that_read_them(built):
+    """`aurora docs`: the site, a catalog of the built marts, and the app's declared dependencies."""
+    from ml.data.dbt_docs import generate_docs
+
+    root, _, _ = built
+    target = generate_docs(DataPaths.from_env(root), log=lambda *_a: None)
+    assert (target / "index.html").exists()
+    catalog = json.loads((target / "catalog.json").read_text())
+    assert any(node.endswith(".price_momentum") for node in catalog["nodes"])
+    manifest = json.loads((target / "manifest.json").read_text())
+    app = manifest["exposures"]["exposure.aurora.streamlit_app"]
+    assert "model.aurora.labels" in app["depends_on"]["nodes"]
+    assert "model.aurora.monitoring_model_ic_monthly" in app["depends_on"]["nodes"]
+
+
+def test_dbt_docs_without_a_warehouse_is_a_clear_error(tmp_path):
+    from ml.data.dbt_docs import DocsError, generate_docs
+
+    with pytest.raises(DocsError, match="build-features"):
+        generate_docs(DataPaths.from_env(tmp_path), log=lambda *_a: None)
