@@ -108,3 +108,37 @@ def lifecycle_markdown(rows: list[dict[str, Any]]) -> str:
                       "outside_dying": (f"{_cell(r.get('outside_dying_retired_share'), '{:.0%}')} "
                                         f"({_cell(r.get('outside_dying_retired_share_no_all'), '{:.0%}')})")})
     return markdown(shown, LIFECYCLE_COLUMNS)
+
+
+BEFORE_AFTER = (
+    ("rank_ic", "OOS rank IC", "{:.4f}"),
+    ("share_of_oracle", "share of oracle", "{:.2f}"),
+    ("best_walk_forward_rank_ic", "best single (walk-fwd)", "{:.4f}"),
+    ("signal_rank_ic", "signals", "{:.4f}"),
+    ("textbook_best_rank_ic", "best textbook (hindsight)", "{:.4f}"),
+    ("signal_rank_ic_last_third", "signals, last third", "{:.4f}"),
+    ("signal_over_textbook_last_third", "signals / best textbook, last third", "{:.2f}"),
+    ("sharpe_net", "Sharpe net", "{:.2f}"),
+    ("runtime_s", "runtime", "{:.0f} s"),
+)
+
+
+def before_after_markdown(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> str:
+    """One row per scenario in `after`: each BEFORE_AFTER figure as `before -> after`."""
+    old = {r["scenario"]: r for r in before}
+    head = "| scenario | " + " | ".join(title for _, title, _ in BEFORE_AFTER) + " |"
+    lines = [head, "|" + "---|" * (len(BEFORE_AFTER) + 1)]
+    for row in after:
+        prev = old.get(row["scenario"], {})
+        cells = [f"{_cell(prev.get(key), fmt)} → {_cell(row.get(key), fmt)}" for key, _, fmt in BEFORE_AFTER]
+        lines.append(f"| {row['scenario']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python bench/scenario_tables.py BEFORE.json [...] -- AFTER.json [...]
+    import json
+    import sys
+
+    split = sys.argv.index("--")
+    read = lambda files: [r for f in files for r in json.loads(open(f).read())]  # noqa: E731
+    print(before_after_markdown(read(sys.argv[1:split]), read(sys.argv[split + 1:])))
