@@ -6,8 +6,9 @@
 
 - Inputs decide what is built. The raw directory is inspected (tables present, optional price columns
   present); views whose inputs are missing (`ml.data.views.disabled_views`, from the views' `needs:`
-  tags) are skipped and reported, the models tagged `needs:<input>` for a missing input are excluded, and dbt vars tell the remaining models
-  which optional inputs exist (e.g. sector returns from ETFs or from members).
+  tags) are skipped and reported, the models tagged `needs:<input>` for a missing input are excluded,
+  and dbt vars tell the remaining models which optional inputs exist (e.g. sector returns from ETFs or
+  from members).
 - Publication is all-or-nothing. dbt writes the marts into a private staging folder under features/;
   only when every model and test passed are they moved into place (one atomic rename per file), stale
   files of skipped views removed, and the warehouse views re-pointed at the published files. On any
