@@ -53,6 +53,7 @@ def __getattr__(name: str):
 OPTIONAL_PRICE_COLUMNS: tuple[str, ...] = TABLES["prices"].optional_columns
 WAREHOUSE_SCHEMA = "main"
 MONITORING_SELECTOR = "tag:monitoring"  # marts over the ml schema, never part of the feature build
+RESEARCH_SELECTOR = "tag:research"  # feature research over the published marts (ml.data.research)
 _SAMPLE_ROWS = 5
 
 Log = Callable[[str], None]
@@ -87,7 +88,9 @@ class RawInputs:
         return disabled_views(set(self.tables), set(self.price_columns))
 
     def dbt_vars(self) -> dict[str, list[str]]:
-        return {"raw_tables": sorted(self.tables), "price_columns": sorted(self.price_columns)}
+        skipped = self.skipped_views
+        return {"raw_tables": sorted(self.tables), "price_columns": sorted(self.price_columns),
+                "feature_views": [v for v in feature_views() if v not in skipped]}
 
     def excludes(self) -> list[str]:
         return [f"tag:needs:{m}" for m in self.missing] + sorted(self.skipped_views)
@@ -137,6 +140,8 @@ class BuildResult:
     manifest_path: Path
     files: dict[str, Path] = field(default_factory=dict)
     nodes: list[NodeResult] = field(default_factory=list)
+    research_seconds: float | None = None  # the research marts' build (ml.data.research), when run
+    research_error: str | None = None
 
     @property
     def models_built(self) -> int:
@@ -387,11 +392,14 @@ def _excluded_models(manifest_path: Path, raw: RawInputs) -> list[str]:
 # public API
 
 
-def build_features(paths: DataPaths, log: Log = print, select: str | None = None) -> BuildResult:
+def build_features(paths: DataPaths, log: Log = print, select: str | None = None,
+                   research: bool = True) -> BuildResult:
     """Run `dbt build` for the feature layer on `paths` and publish the marts; see the module docstring.
 
     `select` is a dbt selector (e.g. "+price_momentum") to build part of the project.
-    Raises FeatureBuildError, with a readable report, when a model or test fails.
+    Raises FeatureBuildError, with a readable report, when a model or test fails. With `research` (and
+    no `select`), the feature research marts are built next (ml.data.research); their failure is
+    logged and kept in `result.research_error`, the published features stand.
     """
     started = time.perf_counter()
     missing_required = [t for t in REQUIRED_TABLES if not paths.raw_table(t).exists()]
@@ -414,7 +422,7 @@ def build_features(paths: DataPaths, log: Log = print, select: str | None = None
     # "cautious" runs a test only when every model it reads is selected, so e.g. a mart's test
     # comparing it with stg_prices does not run just because stg_prices was selected.
     # The monitoring marts (tag:monitoring) read the pipeline's ml tables: ml.monitoring builds them.
-    command = ["build", "--exclude", *raw.excludes(), MONITORING_SELECTOR]
+    command = ["build", "--exclude", *raw.excludes(), MONITORING_SELECTOR, RESEARCH_SELECTOR]
     if select:
         command += ["--select", *select.split(), "--indirect-selection", "cautious"]
     log(f"dbt build on {paths.root}" + (f" (select {select})" if select else ""))
@@ -464,6 +472,14 @@ def build_features(paths: DataPaths, log: Log = print, select: str | None = None
     result.seconds = time.perf_counter() - started
     for line in result.summary().splitlines():
         log(line)
+    if research and not select:
+        from ml.data.research import ResearchBuildError, build_research_marts
+
+        try:
+            result.research_seconds = build_research_marts(paths, log=log).seconds
+        except ResearchBuildError as err:
+            result.research_error = str(err)
+            log(f"warning: {err}")
     return result
 
 

@@ -3,7 +3,7 @@
 -- int_returns_benchmarked: sector ETF, else sector peers, else market). The only model allowed to look
 -- forward: every `lead` and `following` window of the project lives here.
 
-{%- set horizons = [1, 5, 21] %}
+{%- set horizons = var('label_horizons') %}
 
 with returns as (
     select symbol, date, close, sector_ret

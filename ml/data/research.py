@@ -1,0 +1,144 @@
+"""Build and read the feature research marts (`models/research/`, tag `research`, schema `research`).
+
+The marts score every feature of every built view against the labels (rank IC by horizon, raw and
+sector-neutral, Newey-West t, coverage, rank autocorrelation, decile spreads gross and net of a cost,
+stability by year and volatility state, correlations, and the IC left after neutralizing to the
+baseline view); the SQL and its definitions are in models/research/ and macros/research.sql. They run
+after the feature marts are published, as a second `dbt build --select tag:research` through the same
+runner: a research failure is reported but never holds back the features the pipeline trains on.
+`aurora features` and the app's Features page read them with `feature_table` / `view_table`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import duckdb
+import pandas as pd
+
+from ml.paths import DataPaths
+from ml.warehouse import (
+    RESEARCH_SELECTOR,
+    Log,
+    NodeResult,
+    _dbt_dirs,
+    _invoke_dbt,
+    _node_results,
+    _progress_callback,
+    _sample_failures,
+    inspect_raw,
+)
+
+RESEARCH_SCHEMA = "research"
+PRIMARY_LABEL = "fwd_ret_sn_5d"  # the default of the dbt var research_primary_label
+
+
+class ResearchBuildError(RuntimeError):
+    """A research mart or one of its tests failed; `str(err)` lists what and why."""
+
+    def __init__(self, message: str, failures: list[NodeResult] | None = None):
+        super().__init__(message)
+        self.failures = failures or []
+
+
+@dataclass
+class ResearchResult:
+    built: list[str] = field(default_factory=list)
+    tests_passed: int = 0
+    seconds: float = 0.0
+    nodes: list[NodeResult] = field(default_factory=list)
+
+
+def build_research_marts(paths: DataPaths, log: Log = print) -> ResearchResult:
+    """`dbt build --select tag:research` over the published feature marts, tests included.
+    Raises ResearchBuildError when a mart or a test fails."""
+    started = time.perf_counter()
+    raw = inspect_raw(paths)
+    log(f"[research] dbt build of the feature research marts ({len(raw.dbt_vars()['feature_views'])} views)")
+    res = _invoke_dbt(["build", "--select", RESEARCH_SELECTOR], paths, raw, paths.features,
+                      callbacks=[_progress_callback(log)])
+    nodes = _node_results(res.result)
+    failures = [n for n in nodes if n.failed]
+    if not res.success or failures:
+        samples = _sample_failures(paths, res.result, {n.unique_id for n in failures})
+        failures = [NodeResult(**{**n.__dict__, "detail": samples.get(n.unique_id, "")}) for n in failures]
+        lines = ["feature research marts failed (the feature marts are published and unaffected):"]
+        if res.exception is not None:
+            lines.append(f"dbt could not run: {res.exception}")
+        lines += [f"  - {n.describe()}" for n in failures]
+        _, logs = _dbt_dirs(paths)
+        lines.append(f"dbt log: {logs / 'dbt.log'}")
+        raise ResearchBuildError("\n".join(lines), failures)
+    result = ResearchResult(
+        built=sorted(n.name for n in nodes if n.resource_type == "model" and n.status == "success"),
+        tests_passed=sum(1 for n in nodes if n.is_test and n.status == "pass"),
+        seconds=time.perf_counter() - started,
+        nodes=nodes,
+    )
+    log(f"[research] built {len(result.built)} research models, {result.tests_passed} tests passed "
+        f"in {result.seconds:.1f}s (schema {RESEARCH_SCHEMA})")
+    return result
+
+
+def _read(paths: DataPaths, sql: str, params: list | None = None) -> pd.DataFrame:
+    if not paths.warehouse.exists():
+        raise FileNotFoundError(f"no warehouse at {paths.warehouse}: run `aurora build-features` first")
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchdf()
+    except duckdb.CatalogException as err:
+        raise FileNotFoundError(
+            f"no feature research in {paths.warehouse} ({err}): run `aurora build-features` first") from err
+    finally:
+        con.close()
+
+
+def feature_table(paths: DataPaths, view: str | None = None, feature: str | None = None,
+                  label: str = PRIMARY_LABEL) -> pd.DataFrame:
+    """One row per feature: the primary label's figures, the IC at every horizon (decay) and the
+    orthogonal IC, ranked by |Newey-West t|."""
+    where, params = [], []
+    if view:
+        where.append("s.view_name = ?")
+        params.append(view)
+    if feature:
+        where.append("s.feature = ?")
+        params.append(feature)
+    decay = _read(paths, f"select distinct horizon from {RESEARCH_SCHEMA}.research_feature_summary "
+                         "where sector_neutral = (select sector_neutral from "
+                         f"{RESEARCH_SCHEMA}.research_feature_summary where label = ? limit 1) order by 1",
+                  [label])["horizon"].tolist()
+    neutral = label.startswith("fwd_ret_sn_")
+    decay_cols = ", ".join(
+        f"max(d.mean_ic) filter (where d.horizon = {int(h)}) as ic_{int(h)}d" for h in decay)
+    sql = f"""
+        with decay as (
+            select view_name, feature, {decay_cols}
+            from {RESEARCH_SCHEMA}.research_feature_summary d
+            where sector_neutral = {neutral}
+            group by view_name, feature
+        )
+        select s.view_name as view, s.feature, s.mean_ic, s.ic_t, s.icir, s.hit_rate, decay.* exclude (view_name, feature),
+               o.orthogonal_ic, o.orthogonal_share, s.coverage, s.rank_autocorr, s.turnover,
+               s.spread_bps, s.net_spread_ann, s.n_dates
+        from {RESEARCH_SCHEMA}.research_feature_summary s
+        left join decay using (view_name, feature)
+        left join {RESEARCH_SCHEMA}.research_feature_orthogonality o using (view_name, feature)
+        where s.label = ? {''.join(' and ' + w for w in where)}
+        order by abs(s.ic_t) desc nulls last, s.view_name, s.feature
+    """
+    return _read(paths, sql, [label, *params])
+
+
+def view_table(paths: DataPaths) -> pd.DataFrame:
+    """One row per view: size, significant features, best feature, orthogonal edge, correlations."""
+    return _read(paths, f"select * from {RESEARCH_SCHEMA}.research_view_summary order by view_name")
+
+
+def research_frame(paths: DataPaths, mart: str, where: str = "", params: list | None = None) -> pd.DataFrame:
+    """Any research mart (e.g. research_feature_daily for cumulative IC), optionally filtered."""
+    if not mart.replace("_", "").isalnum():
+        raise ValueError(f"not a research mart name: {mart!r}")
+    return _read(paths, f"select * from {RESEARCH_SCHEMA}.{mart}" + (f" where {where}" if where else ""),
+                 params)

@@ -1,0 +1,75 @@
+"""Every feature's cross-sectional rank, neutralized to the baseline view on each research date.
+
+On each date, the centered ranks (rank_pct - 0.5) of all of that date's features are regressed on a
+constant and the baseline view's centered ranks (missing values at the median, 0, as the zoo's
+preprocessing sees them); the residual is what a feature says that the baseline does not (Numerai's
+feature-neutral correlation is the anchor). One small least-squares projection per date: ranking and
+the IC stay in SQL (research_feature_orthogonality), so the IC has one definition (macros/research.sql).
+Output: view_name, feature, date, symbol, resid, for the names that hold the feature, baseline features
+left out. Empty when the baseline view was not built.
+"""
+
+import numpy as np
+import pandas as pd
+
+
+def feature_cube(ranks):
+    """The feature ranks as a dates x symbols x features array (NaN where a name lacks the feature), with
+    the dates, symbols and (view_name, feature) of each axis: built from integer codes, not a pivot."""
+    code = "hash(view_name || chr(31) || feature)"
+    cols = ranks.query("feature_ranks", f"select date, hash(symbol) as s, {code} as f, rank_pct from feature_ranks").fetchnumpy()
+    dates, d = np.unique(cols["date"], return_inverse=True)
+    symbol_codes, s = np.unique(cols["s"], return_inverse=True)
+    feature_codes, f = np.unique(cols["f"], return_inverse=True)
+    cube = np.full((len(dates), len(symbol_codes), len(feature_codes)), np.nan)
+    cube[d, s, f] = cols["rank_pct"]
+    names = ranks.query("feature_ranks", f"select distinct {code} as f, view_name, feature from feature_ranks").df()
+    symbols = ranks.query("feature_ranks", "select distinct hash(symbol) as s, symbol from feature_ranks").df()
+    keys = names.set_index("f").loc[feature_codes]
+    return dates, symbols.set_index("s").loc[symbol_codes, "symbol"].to_numpy(), keys["view_name"].to_numpy(), keys["feature"].to_numpy(), cube
+
+
+def _basis(design: np.ndarray) -> np.ndarray:
+    """Orthonormal basis of the design's column space (SVD: an all-missing baseline column is fine)."""
+    u, s, _ = np.linalg.svd(design, full_matrices=False)
+    return u[:, s > s.max() * 1e-10]
+
+
+def neutralize(cube: np.ndarray, is_base: np.ndarray) -> np.ndarray:
+    """Residuals of the non-baseline features' centered ranks on [1, baseline], date by date."""
+    centered = cube - 0.5
+    out = np.full(centered[:, :, ~is_base].shape, np.nan)
+    for t in range(centered.shape[0]):
+        held = np.isfinite(centered[t]).any(axis=1)          # the names with any feature that date
+        if held.sum() < 3:
+            continue
+        base = np.nan_to_num(centered[t][held][:, is_base])
+        other = centered[t][held][:, ~is_base]
+        present = np.isfinite(other)
+        q = _basis(np.column_stack([np.ones(held.sum()), base]))
+        filled = np.where(present, other, 0.0)
+        out[t, held] = np.where(present, filled - q @ (q.T @ filled), np.nan)
+    return out
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    ranks = dbt.ref("int_feature_ranks_computed")
+    empty = pd.DataFrame({"view_name": pd.Series(dtype="str"), "feature": pd.Series(dtype="str"),
+                          "date": pd.Series(dtype="datetime64[us]"), "symbol": pd.Series(dtype="str"),
+                          "resid": pd.Series(dtype="float64")})
+    if not ranks.aggregate("count(*)").fetchall()[0][0]:
+        return empty
+    dates, symbols, views, features, cube = feature_cube(ranks)
+    is_base = views == dbt.config.get("baseline_view")
+    if not is_base.any() or is_base.all():
+        return empty
+    resid = neutralize(cube, is_base)
+    d, s, f = np.nonzero(np.isfinite(resid))
+    return pd.DataFrame({
+        "view_name": pd.Categorical(views[~is_base][f]),
+        "feature": pd.Categorical(features[~is_base][f]),
+        "date": dates[d],
+        "symbol": pd.Categorical(symbols[s]),
+        "resid": resid[d, s, f],
+    })
