@@ -159,6 +159,60 @@ def _cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_features(args: argparse.Namespace) -> int:
+    from ml.data import research
+    from ml.jsonable import json_safe
+
+    paths = DataPaths.from_env()
+    try:
+        if args.feature:
+            views = [args.view] if args.view else research.feature_table(
+                paths, feature=args.feature, label=args.label)["view"].unique().tolist()
+            if not views:
+                raise KeyError(f"no feature {args.feature!r} in the research marts")
+            cards = [research.feature_card(paths, v, args.feature, args.label) for v in views]
+            if args.json:
+                print(json.dumps(json_safe(cards), indent=2))
+                return 0
+            for card in cards:
+                import pandas as pd
+
+                feature = card["feature"]
+                print(f"{feature['view']}.{feature['feature']} against {args.label}")
+                print(research.render(pd.DataFrame([feature]).drop(columns=["view", "feature"])))
+                print("\nby label (IC decay over 1/5/21 days; spreads gross per horizon, net annualized)")
+                print(research.render(pd.DataFrame(card["by_label"])))
+                print("\nstability (mean IC by calendar year and by the market's volatility state)")
+                print(research.render(pd.DataFrame(card["stability"])))
+                print("\nmost correlated features (mean cross-sectional rank correlation)")
+                print(research.render(pd.DataFrame(card["correlates"])))
+            return 0
+        table = research.feature_table(paths, view=args.view, label=args.label)
+        views = research.view_table(paths)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        print(f"aurora features: {err}", file=sys.stderr)
+        return 1
+    if args.view and table.empty:
+        print(f"aurora features: no view {args.view!r} in the research marts; views: "
+              + ", ".join(views["view_name"]), file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(json_safe({"label": args.label, "views": views.to_dict("records"),
+                                   "features": table.to_dict("records")}), indent=2))
+        return 0
+    if not args.view:
+        print("views (primary label; orthogonal_share: IC left after neutralizing to price_momentum)")
+        print(research.render(views[["view_name", "n_features", "n_significant", "mean_abs_ic", "best_feature",
+                                     "best_ic_t", "orthogonal_share", "mean_abs_corr_within",
+                                     "mean_abs_corr_across"]]))
+        print()
+    shown = table if args.top <= 0 else table.head(args.top)
+    print(f"features ranked by |Newey-West t| of the rank IC with {args.label} "
+          f"({len(shown)} of {len(table)}; --top 0 for all, --feature F for one)")
+    print(research.render(shown.drop(columns=["icir", "n_dates"])))
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from ml.pipeline import train_stage
     from ml.report import update_saved_report
@@ -282,6 +336,16 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--port", type=int, default=8080, help="serve on this port (default 8080)")
     dc.add_argument("--no-serve", action="store_true", help="only write <data>/dbt/target/index.html")
     dc.set_defaults(handler=_cmd_docs)
+
+    ft = sub.add_parser("features", help="feature research: each feature's IC, decay, orthogonality, turnover, "
+                                         "net spread (the research marts of build-features)")
+    ft.add_argument("--view", help="only this feature view")
+    ft.add_argument("--feature", help="one feature: its full card (by label, stability, correlates)")
+    ft.add_argument("--label", default="fwd_ret_sn_5d",
+                    help="labels column to rank by (default fwd_ret_sn_5d; fwd_ret[_sn]_{1,5,21}d)")
+    ft.add_argument("--top", type=int, default=30, help="show the top N features (default 30; 0: all)")
+    ft.add_argument("--json", action="store_true", help="machine-readable output")
+    ft.set_defaults(handler=_cmd_features)
 
     tr = sub.add_parser("train", help="walk-forward train the model zoo (config/zoo.yaml)")
     tr.add_argument("--config", help="zoo config YAML (default config/zoo.yaml)")

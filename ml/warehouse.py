@@ -140,8 +140,6 @@ class BuildResult:
     manifest_path: Path
     files: dict[str, Path] = field(default_factory=dict)
     nodes: list[NodeResult] = field(default_factory=list)
-    research_seconds: float | None = None  # the research marts' build (ml.data.research), when run
-    research_error: str | None = None
 
     @property
     def models_built(self) -> int:
@@ -392,14 +390,12 @@ def _excluded_models(manifest_path: Path, raw: RawInputs) -> list[str]:
 # public API
 
 
-def build_features(paths: DataPaths, log: Log = print, select: str | None = None,
-                   research: bool = True) -> BuildResult:
+def build_features(paths: DataPaths, log: Log = print, select: str | None = None) -> BuildResult:
     """Run `dbt build` for the feature layer on `paths` and publish the marts; see the module docstring.
 
     `select` is a dbt selector (e.g. "+price_momentum") to build part of the project.
-    Raises FeatureBuildError, with a readable report, when a model or test fails. With `research` (and
-    no `select`), the feature research marts are built next (ml.data.research); their failure is
-    logged and kept in `result.research_error`, the published features stand.
+    Raises FeatureBuildError, with a readable report, when a model or test fails. The feature research
+    marts (tag research) are left out: ml.data.research builds them over the published marts.
     """
     started = time.perf_counter()
     missing_required = [t for t in REQUIRED_TABLES if not paths.raw_table(t).exists()]
@@ -472,14 +468,6 @@ def build_features(paths: DataPaths, log: Log = print, select: str | None = None
     result.seconds = time.perf_counter() - started
     for line in result.summary().splitlines():
         log(line)
-    if research and not select:
-        from ml.data.research import ResearchBuildError, build_research_marts
-
-        try:
-            result.research_seconds = build_research_marts(paths, log=log).seconds
-        except ResearchBuildError as err:
-            result.research_error = str(err)
-            log(f"warning: {err}")
     return result
 
 

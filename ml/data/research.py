@@ -142,3 +142,57 @@ def research_frame(paths: DataPaths, mart: str, where: str = "", params: list | 
         raise ValueError(f"not a research mart name: {mart!r}")
     return _read(paths, f"select * from {RESEARCH_SCHEMA}.{mart}" + (f" where {where}" if where else ""),
                  params)
+
+
+def feature_card(paths: DataPaths, view: str, feature: str, label: str = PRIMARY_LABEL,
+                 top_correlates: int = 5) -> dict:
+    """Everything the research marts say about one feature: its row of `feature_table`, its IC by
+    label, by year and by volatility state, and its most correlated features."""
+    row = feature_table(paths, view, feature, label)
+    if row.empty:
+        raise KeyError(f"no feature {feature!r} in view {view!r} in the research marts "
+                       "(is it spelled as in the view's SQL, and was `aurora build-features` run since?)")
+    by_label = research_frame(paths, "research_feature_summary", "view_name = ? and feature = ?",
+                              [view, feature]).sort_values(["sector_neutral", "horizon"])
+    stability = research_frame(paths, "research_feature_stability",
+                               "view_name = ? and feature = ? and label = ?", [view, feature, label]
+                               ).sort_values(["split", "period"])
+    correlates = _read(paths, f"""
+        select view_b as view, feature_b as feature, corr from {RESEARCH_SCHEMA}.research_feature_correlation
+        where view_a = ? and feature_a = ? and corr is not null order by abs(corr) desc limit ?""",
+                       [view, feature, top_correlates])
+    return {"feature": row.iloc[0].to_dict(),
+            "by_label": by_label[["label", "horizon", "sector_neutral", "mean_ic", "ic_t", "hit_rate",
+                                  "spread_bps", "net_spread_ann"]].to_dict("records"),
+            "stability": stability[["split", "period", "n_dates", "mean_ic", "hit_rate"]].to_dict("records"),
+            "correlates": correlates.to_dict("records")}
+
+
+_FORMATS = {"mean_ic": "{:+.4f}", "ic_t": "{:+.1f}", "icir": "{:+.2f}", "hit_rate": "{:.0%}",
+            "orthogonal_ic": "{:+.4f}", "orthogonal_share": "{:.2f}", "coverage": "{:.0%}",
+            "rank_autocorr": "{:.2f}", "turnover": "{:.0%}", "spread_bps": "{:+.1f}",
+            "net_spread_ann": "{:+.1%}", "n_dates": "{:d}", "mean_abs_ic": "{:.4f}", "best_ic": "{:+.4f}",
+            "best_ic_t": "{:.1f}", "mean_abs_orthogonal_ic": "{:.4f}", "mean_abs_corr_within": "{:.2f}",
+            "mean_abs_corr_across": "{:.2f}", "max_abs_corr_baseline": "{:.2f}", "corr": "{:+.2f}"}
+
+
+def render(frame: pd.DataFrame) -> str:
+    """A plain-text table: numbers formatted per column (ic_<h>d as ICs), NULL as '-'."""
+    if frame.empty:
+        return "(none)"
+
+    def cell(column: str, value) -> str:
+        if value is None or (isinstance(value, float) and value != value):
+            return "-"
+        fmt = _FORMATS.get(column, "{:+.4f}" if column.startswith("ic_") else None)
+        if fmt and isinstance(value, int | float) and not isinstance(value, bool):
+            return fmt.format(int(value) if fmt == "{:d}" else value)
+        return str(value)
+
+    cells = [[cell(c, v) for c, v in zip(frame.columns, row, strict=True)] for row in frame.itertuples(index=False)]
+    widths = [max(len(str(c)), *(len(r[i]) for r in cells)) for i, c in enumerate(frame.columns)]
+    numeric = [frame[c].dtype.kind in "fiu" for c in frame.columns]
+    line = lambda values: "  ".join(  # noqa: E731
+        v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)).rstrip()
+    return "\n".join([line([str(c) for c in frame.columns]), line(["-" * w for w in widths]),
+                      *(line(r) for r in cells)])
