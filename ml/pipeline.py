@@ -18,45 +18,35 @@ Log = Callable[[str], None]
 
 
 def build_feature_layer(paths: DataPaths, log: Log = print, select: str | None = None) -> dict[str, float]:
-    """dbt build (with its tests) -> Great Expectations gate -> Feast apply -> materialize -> research.
+    """dbt build (with its tests, and the feature research marts) -> Great Expectations gate -> Feast
+    apply -> materialize.
 
-    Any failure up to materialize raises before the next stage, so a bad build never reaches Feast. The
-    feature research marts (ml.data.research, skipped with `select`) come last: their failure is logged
-    as a warning and leaves the published features as they are.
+    Any failure raises before the next stage, so a bad build never reaches Feast; a failure of the
+    research marts alone is logged as a warning (ml.warehouse.build_features).
     """
     from ml import feature_store, quality
-    from ml.data.research import ResearchBuildError, build_research_marts
     from ml.warehouse import build_features
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    log("[1/5] dbt build: staging -> intermediate -> feature marts + labels, with data and unit tests")
+    log("[1/4] dbt build: staging -> intermediate -> feature marts + labels -> research, with data and unit tests")
     result = build_features(paths, log=log, select=select)
     timings["dbt_build"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    log("[2/5] Great Expectations checkpoint on the feature and label frames")
+    log("[2/4] Great Expectations checkpoint on the feature and label frames")
     quality.check_features(paths, log=log)
     timings["quality_gate"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    log("[3/5] feast apply")
+    log("[3/4] feast apply")
     feature_store.apply(paths, log=log)
     timings["feast_apply"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    log("[4/5] feast materialize (online store: latest vector per symbol)")
+    log("[4/4] feast materialize (online store: latest vector per symbol)")
     feature_store.materialize(paths, None, None, log=log)
     timings["feast_materialize"] = time.perf_counter() - started
-
-    if select is None:
-        started = time.perf_counter()
-        log("[5/5] feature research marts (`aurora features`, the app's Features page)")
-        try:
-            build_research_marts(paths, log=log)
-        except ResearchBuildError as err:
-            log(f"warning: {err}")
-        timings["research"] = time.perf_counter() - started
 
     update_saved_report(
         paths,

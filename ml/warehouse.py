@@ -53,7 +53,8 @@ def __getattr__(name: str):
 OPTIONAL_PRICE_COLUMNS: tuple[str, ...] = TABLES["prices"].optional_columns
 WAREHOUSE_SCHEMA = "main"
 MONITORING_SELECTOR = "tag:monitoring"  # marts over the ml schema, never part of the feature build
-RESEARCH_SELECTOR = "tag:research"  # feature research over the published marts (ml.data.research)
+RESEARCH_SELECTOR = "tag:research"  # feature research marts (models/research/): built, never blocking
+RESEARCH_DIR = "research"
 _SAMPLE_ROWS = 5
 
 Log = Callable[[str], None]
@@ -107,6 +108,7 @@ class NodeResult:
     seconds: float
     message: str = ""
     detail: str = ""
+    research: bool = False  # a node of models/research/ (a research mart, its tests or unit tests)
 
     @property
     def failed(self) -> bool:
@@ -140,6 +142,7 @@ class BuildResult:
     manifest_path: Path
     files: dict[str, Path] = field(default_factory=dict)
     nodes: list[NodeResult] = field(default_factory=list)
+    research_error: str | None = None  # the research marts failed (the features were published)
 
     @property
     def models_built(self) -> int:
@@ -154,8 +157,14 @@ class BuildResult:
         ]
         for view, missing in self.views_skipped.items():
             lines.append(f"view skipped: {view} (missing {', '.join(missing)})")
+        research = [n for n in self.nodes if n.research and n.resource_type == "model" and n.status == "success"]
+        if research:
+            lines.append(f"feature research: {len(research)} models in "
+                         f"{sum(n.seconds for n in research):.1f}s (`aurora features`)")
         warned = [n for n in self.nodes if n.status == "warn"]
         lines += [f"warning: {n.describe()}" for n in warned]
+        if self.research_error:
+            lines.append(f"warning: {self.research_error}")
         return "\n".join(lines)
 
 
@@ -301,6 +310,7 @@ def _node_results(run_results) -> list[NodeResult]:
             status=status,
             seconds=float(r.execution_time or 0.0),
             message=(r.message or "") if status not in ("success", "pass") else "",
+            research=list(getattr(node, "fqn", None) or [])[1:2] == [RESEARCH_DIR],
         ))
     return out
 
@@ -394,8 +404,9 @@ def build_features(paths: DataPaths, log: Log = print, select: str | None = None
     """Run `dbt build` for the feature layer on `paths` and publish the marts; see the module docstring.
 
     `select` is a dbt selector (e.g. "+price_momentum") to build part of the project.
-    Raises FeatureBuildError, with a readable report, when a model or test fails. The feature research
-    marts (tag research) are left out: ml.data.research builds them over the published marts.
+    Raises FeatureBuildError, with a readable report, when a model or test fails, except the feature
+    research marts (models/research/, read only by `aurora features` and the app): their failure is
+    logged as a warning and kept in `result.research_error`, and the feature marts are published.
     """
     started = time.perf_counter()
     missing_required = [t for t in REQUIRED_TABLES if not paths.raw_table(t).exists()]
@@ -418,14 +429,15 @@ def build_features(paths: DataPaths, log: Log = print, select: str | None = None
     # "cautious" runs a test only when every model it reads is selected, so e.g. a mart's test
     # comparing it with stg_prices does not run just because stg_prices was selected.
     # The monitoring marts (tag:monitoring) read the pipeline's ml tables: ml.monitoring builds them.
-    command = ["build", "--exclude", *raw.excludes(), MONITORING_SELECTOR, RESEARCH_SELECTOR]
+    command = ["build", "--exclude", *raw.excludes(), MONITORING_SELECTOR]
     if select:
         command += ["--select", *select.split(), "--indirect-selection", "cautious"]
     log(f"dbt build on {paths.root}" + (f" (select {select})" if select else ""))
     try:
         res = _invoke_dbt(command, paths, raw, staging, callbacks=[_progress_callback(log)])
         nodes = _node_results(res.result)
-        failures = [n for n in nodes if n.failed]
+        failures = [n for n in nodes if n.failed and not n.research]
+        research_failures = [n for n in nodes if n.failed and n.research]
         tests = [n for n in nodes if n.is_test]
         built = {n.name for n in nodes if n.resource_type == "model" and n.status == "success"}
         result = BuildResult(
@@ -439,13 +451,20 @@ def build_features(paths: DataPaths, log: Log = print, select: str | None = None
             manifest_path=manifest_path,
             nodes=nodes,
         )
-        if not res.success or failures:
+        if failures or (not res.success and not research_failures):
             samples = _sample_failures(paths, res.result, {n.unique_id for n in failures})
             failures = [
                 NodeResult(**{**n.__dict__, "detail": samples.get(n.unique_id, "")}) for n in failures
             ]
             result.seconds = time.perf_counter() - started
             raise FeatureBuildError(_failure_report(res, failures, nodes, paths), failures, result)
+        if research_failures:
+            samples = _sample_failures(paths, res.result, {n.unique_id for n in research_failures})
+            result.research_error = "\n".join(
+                ["feature research marts failed (the feature marts are published; the research tables that "
+                 "failed, and those built from them, keep their previous contents):"]
+                + [f"  - {NodeResult(**{**n.__dict__, 'detail': samples.get(n.unique_id, '')}).describe()}"
+                   for n in research_failures])
 
         # every mart that dbt built must have its parquet in staging before anything is published
         produced = {m: staging / f"{m}.parquet" for m in marts() if m in built}

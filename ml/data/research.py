@@ -3,10 +3,11 @@
 The marts score every feature of every built view against the labels (rank IC by horizon, raw and
 sector-neutral, Newey-West t, coverage, rank autocorrelation, decile spreads gross and net of a cost,
 stability by year and volatility state, correlations, and the IC left after neutralizing to the
-baseline view); the SQL and its definitions are in models/research/ and macros/research.sql. They run
-after the feature marts are published, as a second `dbt build --select tag:research` through the same
-runner: a research failure is reported but never holds back the features the pipeline trains on.
-`aurora features` and the app's Features page read them with `feature_table` / `view_table`.
+baseline view); the SQL and its definitions are in models/research/ and macros/research.sql. The
+feature build (ml.warehouse.build_features) builds them with everything else, and a research failure
+is reported there without holding back the features the pipeline trains on; `build_research_marts`
+rebuilds them alone (after editing only research SQL). `aurora features` and the app's Features page
+read them with `feature_table`, `view_table`, `feature_card` and `research_frame`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Every feature's cross-sectional rank, neutralized to the baseline view on each research date.
 
-On each date, the centered ranks (rank_pct - 0.5) of all of that date's features are regressed on a
-constant and the baseline view's centered ranks (missing values at the median, 0, as the zoo's
-preprocessing sees them); the residual is what a feature says that the baseline does not (Numerai's
+On each date, each feature's centered ranks (rank_pct - 0.5) over the names holding it are regressed on
+a constant and the baseline view's centered ranks (a baseline value a name lacks at the median, 0, as
+the zoo's preprocessing sees it); the residual is what a feature says that the baseline does not (Numerai's
 feature-neutral correlation is the anchor). One small least-squares projection per date: ranking and
 the IC stay in SQL (research_feature_orthogonality), so the IC has one definition (macros/research.sql).
 Output: view_name, feature, date, symbol, resid, for the names that hold the feature, baseline features
@@ -36,19 +36,22 @@ def _basis(design: np.ndarray) -> np.ndarray:
 
 
 def neutralize(cube: np.ndarray, is_base: np.ndarray) -> np.ndarray:
-    """Residuals of the non-baseline features' centered ranks on [1, baseline], date by date."""
+    """Residuals of the non-baseline features' centered ranks on [1, baseline], date by date, each over
+    the names holding that feature (features sharing a set of names share one projection)."""
     centered = cube - 0.5
     out = np.full(centered[:, :, ~is_base].shape, np.nan)
     for t in range(centered.shape[0]):
-        held = np.isfinite(centered[t]).any(axis=1)          # the names with any feature that date
-        if held.sum() < 3:
-            continue
-        base = np.nan_to_num(centered[t][held][:, is_base])
-        other = centered[t][held][:, ~is_base]
+        base = np.nan_to_num(centered[t][:, is_base])
+        other = centered[t][:, ~is_base]
         present = np.isfinite(other)
-        q = _basis(np.column_stack([np.ones(held.sum()), base]))
-        filled = np.where(present, other, 0.0)
-        out[t, held] = np.where(present, filled - q @ (q.T @ filled), np.nan)
+        patterns, which = np.unique(present.T, axis=0, return_inverse=True)
+        for k, names in enumerate(patterns):
+            if names.sum() < 3:
+                continue
+            cols = np.flatnonzero(which.ravel() == k)
+            q = _basis(np.column_stack([np.ones(names.sum()), base[names]]))
+            y = other[np.ix_(names, cols)]
+            out[t, np.ix_(names, cols)[0], cols] = y - q @ (q.T @ y)
     return out
 
 
