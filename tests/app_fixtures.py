@@ -4,7 +4,8 @@
 stand-in labels mart and one feature mart, and writes the tables later stages produce - `ml.predictions`,
 `ml.signals`, `ml.positions`, `ml.backtest_daily`, `ml.model_registry`, `ml.model_events`,
 `ml.model_status_daily`, `ml.ensemble_weights`, `ml.ensemble_comparison`, `ml.policy_constants`, `ml.run_log`,
-`ml.feature_drift`, `quality.gx_results` - plus dbt's run_results.json and the saved report, directly with DuckDB.
+`ml.feature_drift`, `quality.gx_results` and the feature research marts `research.*` (`write_research`) - plus
+dbt's run_results.json and the saved report, directly with DuckDB.
 
 The numbers are synthetic but consistent: model scores are noisy views of the realized label, the
 signals are the ensemble z-score scaled to the label's spread (in bps, with 80% intervals), positions
@@ -312,6 +313,148 @@ def write_tables(paths: DataPaths, tables: dict[str, pd.DataFrame], schema: str 
             con.unregister("_incoming")
 
 
+RESEARCH_LABELS = {"fwd_ret_1d": (1, False), "fwd_ret_5d": (5, False), "fwd_ret_21d": (21, False),
+                   "fwd_ret_sn_1d": (1, True), "fwd_ret_sn_5d": (5, True), "fwd_ret_sn_21d": (21, True)}
+
+
+def write_research(paths: DataPaths, stride: int = 5, cost_bps: float = 10.0, baseline: str = "price_momentum",
+                   primary: str = "fwd_ret_sn_5d") -> None:
+    """The `research.*` marts of models/research/ with their exact columns, computed here with pandas from the
+    demo's labels and two views: price_momentum (its mart) and a small `microstructure` view made from prices.
+    Same definitions as the dbt models on every `stride`-th date (rank IC, top-minus-bottom decile spread,
+    net of `cost_bps` on the deciles' turnover, year / volatility-state splits, pairwise rank correlation,
+    IC after regressing on the baseline's ranks), except that t is the plain one, not Newey-West's."""
+    close, ret, _ = _frames_from_prices(paths)
+    dates = close.index[::stride]
+
+    def panel(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+        wide = frame.assign(date=pd.to_datetime(frame["date"])).pivot(index="date", columns="symbol", values=column)
+        return wide.reindex(index=close.index, columns=close.columns).loc[dates]
+
+    labels = pd.read_parquet(paths.features / "labels.parquet")
+    label = {name: panel(labels, name) for name in RESEARCH_LABELS}
+    mom = pd.read_parquet(paths.features / "price_momentum.parquet")
+    feats = {(baseline, f): panel(mom, f) for f in ("ret_5d", "ret_21d", "vol_21d")}
+    feats[("microstructure", "reversal_1d")] = -ret.loc[dates]
+    feats[("microstructure", "vol_5d")] = ret.rolling(5).std().loc[dates]
+    ranks = {k: v.rank(axis=1, pct=True) for k, v in feats.items()}
+    n_labelled = pd.Series(np.logical_or.reduce([v.notna().to_numpy() for v in label.values()]).sum(axis=1),
+                           index=dates)
+
+    market = ret.mean(axis=1)
+    vol = market.rolling(21).std()
+    past = vol.expanding().median().shift(1)
+    state = pd.Series(np.where(vol.isna() | past.isna(), "unknown", np.where(vol > past, "stressed", "calm")),
+                      index=close.index).loc[dates]
+
+    daily = []
+    for (view, feat), r in ranks.items():
+        decile = np.ceil(r * 10).clip(1, 10) - 1
+        prev, prev_decile = r.shift(1), decile.shift(1)
+        out = pd.DataFrame({"view_name": view, "feature": feat, "date": dates.date,
+                            "n_names": r.notna().sum(axis=1).to_numpy()})
+        out["coverage"] = out["n_names"].to_numpy() / n_labelled.clip(lower=1).to_numpy()
+        for name, y in label.items():
+            both = r.notna() & y.notna()
+            ic = r.where(both).rank(axis=1).corrwith(y.where(both).rank(axis=1), axis=1)
+            out[f"ic_{name}"] = ic.to_numpy()
+            out[f"spread_{name}"] = (y.where(decile == 9).mean(axis=1) - y.where(decile == 0).mean(axis=1)).to_numpy()
+        both = r.notna() & prev.notna()
+        out["rank_autocorr"] = r.where(both).corrwith(prev.where(both), axis=1).to_numpy()
+        for side, d in (("top", 9), ("bottom", 0)):
+            now, before = decile == d, prev_decile == d
+            known = (now & prev_decile.notna()).sum(axis=1)
+            out[f"{side}_turnover"] = ((now & ~before).sum(axis=1) / now.sum(axis=1)).where(known > 0).to_numpy()
+        daily.append(out)
+    daily = pd.concat(daily, ignore_index=True)
+
+    long = pd.concat([daily[["view_name", "feature", "date", "top_turnover", "bottom_turnover"]].assign(
+        label=name, horizon=h, sector_neutral=neutral, ic=daily[f"ic_{name}"], spread=daily[f"spread_{name}"])
+        for name, (h, neutral) in RESEARCH_LABELS.items()], ignore_index=True)
+    long["net_spread"] = long["spread"] - 2 * cost_bps / 1e4 * (long["top_turnover"] + long["bottom_turnover"])
+    g = long.groupby(["view_name", "feature", "label"], sort=True)
+    summary = g.agg(horizon=("horizon", "first"), sector_neutral=("sector_neutral", "first"), n_dates=("ic", "count"),
+                    mean_ic=("ic", "mean"), ic_sd=("ic", "std"),
+                    hit_rate=("ic", lambda s: float((s.dropna() > 0).mean())), spread=("spread", "mean"),
+                    net=("net_spread", "mean")).reset_index()
+    summary["icir"] = summary["mean_ic"] / summary["ic_sd"]
+    summary["ic_t"] = summary["icir"] * np.sqrt(summary["n_dates"])
+    summary["spread_bps"] = summary["spread"] * 1e4
+    summary["net_spread_ann"] = np.where(summary["horizon"] == stride, summary["net"] * 252 / stride, np.nan)
+    per_feature = daily.assign(turnover=(daily["top_turnover"] + daily["bottom_turnover"]) / 2).groupby(
+        ["view_name", "feature"]).agg(mean_names=("n_names", "mean"), coverage=("coverage", "mean"),
+                                      rank_autocorr=("rank_autocorr", "mean"), turnover=("turnover", "mean"))
+    summary = summary.merge(per_feature.reset_index(), on=["view_name", "feature"])[[
+        "view_name", "feature", "label", "horizon", "sector_neutral", "n_dates", "mean_ic", "ic_sd", "icir", "ic_t",
+        "hit_rate", "mean_names", "coverage", "rank_autocorr", "turnover", "spread_bps", "net_spread_ann"]]
+    summary["horizon"] = summary["horizon"].astype("int32")
+
+    periods = pd.DataFrame({"date": dates.date, "year": dates.year.astype(str), "vol_state": state.to_numpy()})
+    split = long.merge(periods, on="date")
+    stability = pd.concat([split.assign(split=key, period=split[key]) for key in ("year", "vol_state")]).groupby(
+        ["view_name", "feature", "label", "split", "period"]).agg(
+        n_dates=("ic", "count"), mean_ic=("ic", "mean"), ic_sd=("ic", "std"),
+        hit_rate=("ic", lambda s: float((s.dropna() > 0).mean()))).reset_index()
+
+    keys = list(ranks)
+    total, count = np.zeros((len(keys), len(keys))), np.zeros((len(keys), len(keys)))
+    for t in dates:
+        c = pd.DataFrame({i: ranks[k].loc[t] for i, k in enumerate(keys)}).corr(min_periods=10).to_numpy()
+        total += np.nan_to_num(c)
+        count += np.isfinite(c)
+    mean_corr = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    a, b = np.nonzero(~np.eye(len(keys), dtype=bool))
+    correlation = pd.DataFrame({"view_a": [keys[i][0] for i in a], "feature_a": [keys[i][1] for i in a],
+                                "view_b": [keys[j][0] for j in b], "feature_b": [keys[j][1] for j in b],
+                                "corr": mean_corr[a, b], "n_dates": count[a, b].astype("int64")})
+    correlation["same_view"] = correlation["view_a"] == correlation["view_b"]
+
+    base_keys = [k for k in keys if k[0] == baseline]
+    resid_ic = {k: [] for k in keys if k[0] != baseline}
+    y = label[primary]
+    for t in dates:
+        x = pd.DataFrame({k: ranks[k].loc[t] for k in base_keys})
+        for k in resid_ic:
+            frame = pd.concat([x, ranks[k].loc[t].rename("f"), y.loc[t].rename("y")], axis=1).dropna()
+            if len(frame) < 10:
+                resid_ic[k].append(np.nan)
+                continue
+            design = np.column_stack([np.ones(len(frame)), frame[base_keys].to_numpy()])
+            beta = np.linalg.lstsq(design, frame["f"].to_numpy(), rcond=None)[0]
+            resid = pd.Series(frame["f"].to_numpy() - design @ beta, index=frame.index)
+            resid_ic[k].append(resid.rank().corr(frame["y"].rank()))
+    raw = summary[summary["label"] == primary][["view_name", "feature", "label", "mean_ic", "ic_t"]]
+    orth = pd.DataFrame([{"view_name": k[0], "feature": k[1], "orthogonal_ic": np.nanmean(v),
+                          "orthogonal_ic_t": np.nanmean(v) / np.nanstd(v, ddof=1) * np.sqrt(np.isfinite(v).sum())}
+                         for k, v in resid_ic.items()])
+    orthogonality = raw.merge(orth, on=["view_name", "feature"], how="left")
+    orthogonality.insert(3, "is_baseline", orthogonality["view_name"] == baseline)
+    orthogonality["orthogonal_share"] = orthogonality["orthogonal_ic"] / orthogonality["mean_ic"].replace(0, np.nan)
+
+    rows = []
+    for view, f in orthogonality.groupby("view_name"):
+        best = f.loc[f["ic_t"].abs().idxmax()]
+        c = correlation[correlation["view_a"] == view]
+        has_orth = f["orthogonal_ic"].notna()
+        across_base = c.loc[(c["view_b"] == baseline) & ~c["same_view"], "corr"].abs()
+        rows.append({
+            "view_name": view, "n_features": len(f), "n_significant": int((f["ic_t"].abs() >= 2).sum()),
+            "mean_abs_ic": f["mean_ic"].abs().mean(), "best_feature": best["feature"], "best_ic": best["mean_ic"],
+            "best_ic_t": abs(best["ic_t"]), "is_baseline": bool(f["is_baseline"].any()),
+            "mean_abs_orthogonal_ic": f["orthogonal_ic"].abs().mean(),
+            "orthogonal_share": (f["orthogonal_ic"].abs().sum() / f.loc[has_orth, "mean_ic"].abs().sum()
+                                 if has_orth.any() else np.nan),
+            "mean_abs_corr_within": c.loc[c["same_view"], "corr"].abs().mean(),
+            "mean_abs_corr_across": c.loc[~c["same_view"], "corr"].abs().mean(),
+            "max_abs_corr_baseline": across_base.max() if len(across_base) else np.nan,
+        })
+    write_tables(paths, {
+        "research_feature_daily": daily, "research_feature_summary": summary,
+        "research_feature_stability": stability, "research_feature_correlation": correlation,
+        "research_feature_orthogonality": orthogonality, "research_view_summary": pd.DataFrame(rows),
+    }, schema="research")
+
+
 def write_quality(paths: DataPaths) -> None:
     """Two GX runs in `quality.gx_results` (the latest with one failed warning and one quarantined column, also
     in `quality.quarantine`) and dbt's run_results.json."""
@@ -349,7 +492,7 @@ def write_quality(paths: DataPaths) -> None:
 
 
 def build_demo_data_dir(root: str | Path, n_symbols: int = 24, n_days: int = 320, seed: int = 3,
-                        features: bool = True, quality: bool = True) -> DataPaths:
+                        features: bool = True, quality: bool = True, research: bool = True) -> DataPaths:
     """A complete small data directory (see the module docstring)."""
     from ml.market import MarketConfig, write_market
     from ml.report import update_saved_report
@@ -361,6 +504,8 @@ def build_demo_data_dir(root: str | Path, n_symbols: int = 24, n_days: int = 320
     headline = write_ml_tables(paths, seed=seed)
     if quality:
         write_quality(paths)
+    if features and research:
+        write_research(paths)
     update_saved_report(
         paths, **headline, coverage_80=0.79, calibration_error=0.043, n_feature_views=1 if features else 0,
         feature_views=["price_momentum"] if features else [], ensemble_method="stacked",

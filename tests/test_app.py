@@ -261,6 +261,65 @@ def test_signals_and_filters(demo_dir, monkeypatch):
     assert f"{symbol}: signal history" in [s.value for s in at.subheader]
 
 
+def _charts(at: AppTest) -> list[str]:
+    """The Vega-Lite spec of every chart on the page (as JSON text), each checked to carry data."""
+    charts = at.get("vega_lite_chart")
+    assert all(c.proto.datasets or c.proto.data.data for c in charts)
+    return [json.dumps(json.loads(c.proto.spec), ensure_ascii=False) for c in charts]
+
+
+def test_features(demo_dir, monkeypatch):
+    at = render("Features", demo_dir, monkeypatch)
+    assert [s.value for s in at.subheader] == ["Feature views", "All features", "Tear sheet"]
+    m = metrics(at)
+    assert (m["Views"], m["Features"]) == ("2", "5")
+    views = at.dataframe[0].value
+    assert list(views["view_name"]) == ["microstructure", "price_momentum"]
+    table = at.dataframe[1].value  # the ranked table, on the primary label
+    assert {"view", "feature", "mean_ic", "ic_t", "ic_1d", "ic_5d", "ic_21d", "orthogonal_ic", "coverage",
+            "turnover", "net_spread_ann"} <= set(table.columns) and len(table) == 5
+    assert table["ic_t"].abs().is_monotonic_decreasing
+    assert (table["ic_5d"] == table["mean_ic"]).all()  # fwd_ret_sn_5d: the 5-day sector-neutral IC
+    assert table.loc[table["view"] == "price_momentum", "orthogonal_ic"].isna().all()  # the baseline
+    top = table.iloc[0]
+    assert at.selectbox(key="features_feature").value == f"{top['view']}.{top['feature']}"  # top by |t|
+    specs = _charts(at)
+    for title in ("cumulative rank IC", "mean rank IC", "spread (bps, gross)", "annualized spread", "calendar year", "market volatility state",
+                  "mean rank correlation", "IC after neutralizing to price_momentum"):
+        assert any(title in s for s in specs), title
+    assert not infos(at)
+
+    # a feature of the baseline view: no orthogonal IC of its own; ml.feature_drift has its PSI
+    at.selectbox(key="features_feature").set_value("price_momentum.vol_21d").run()
+    assert not at.exception
+    assert any("is the baseline" in n for n in infos(at))
+    assert any('"PSI"' in s for s in _charts(at))
+
+    # the whole view: heatmaps of IC by label, by year and vol state, and the view's correlation matrix
+    at.radio(key="features_scope").set_value("View").run()
+    at.selectbox(key="features_view").set_value("microstructure").run()
+    assert not at.exception and not at.error
+    assert metrics(at)["Features in view"] == "2"
+    specs = _charts(at)
+    assert sum('"rect"' in s for s in specs) >= 4  # IC by label, year, vol state, correlation
+    assert any("datum.picked" in s for s in specs)  # raw vs neutralized IC of every feature of the view
+
+    # another label: the ranking and the decay columns follow it
+    at.selectbox(key="features_label").set_value("fwd_ret_21d").run()
+    assert not at.exception
+    table = at.dataframe[1].value
+    assert (table["ic_21d"] == table["mean_ic"]).all() and table["ic_t"].abs().is_monotonic_decreasing
+
+
+def test_features_without_research_marts_says_build_features(demo_copy, monkeypatch):
+    with duckdb.connect(str(demo_copy / "warehouse.duckdb")) as con:
+        con.execute("drop schema research cascade")
+    at = render("Features", demo_copy, monkeypatch)
+    notes = infos(at)
+    assert len(notes) == 1 and "not available yet" in notes[0] and "`aurora build-features`" in notes[0]
+    assert not at.dataframe and not at.get("vega_lite_chart")
+
+
 # ============================================================================================ locks
 def _backtest_rows(at: AppTest) -> int:
     return len(at.dataframe[-1].value)
