@@ -72,7 +72,8 @@ def _add_view_and_column(project: Path) -> None:
                                            "select *, ret_1d - ret_5d / 5 as my_new_column from features\n"))
     yml = features / "price_momentum.yml"
     yml.write_text(yml.read_text().rstrip("\n")
-                   + "\n      - name: my_new_column\n        description: Today's return against the week's mean.\n")
+                   + "\n      - name: my_new_column\n        data_type: double"
+                   "\n        description: Today's return against the week's mean.\n")
 
 
 @pytest.fixture(scope="session")

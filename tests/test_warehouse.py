@@ -94,7 +94,7 @@ def test_every_model_documents_exactly_its_columns(built):
     con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
     try:
         for node in models:
-            columns = [r[0] for r in con.execute(f'describe main."{node["name"]}"').fetchall()]
+            columns = [r[0] for r in con.execute(f'describe "{node["schema"]}"."{node["name"]}"').fetchall()]
             assert columns == list(node["columns"]), f"{node['name']}: columns differ from its YAML"
             assert node["description"] and all(c["description"] for c in node["columns"].values()), node["name"]
     finally:
@@ -364,3 +364,57 @@ def test_dbt_docs_without_a_warehouse_is_a_clear_error(tmp_path):
 
     with pytest.raises(DocsError, match="build-features"):
         generate_docs(DataPaths.from_env(tmp_path), log=lambda *_a: None)
+
+
+# ----------------------------------------------------------------------------------------------
+# contracts and the research marts
+
+PROJECT_FILES = ("dbt_project.yml", "profiles.yml", "selectors.yml", "models", "macros", "tests/dbt")
+
+
+def _project_copy(target: Path) -> Path:
+    repo = Path(__file__).resolve().parents[1]
+    for name in PROJECT_FILES:
+        if (repo / name).is_dir():
+            shutil.copytree(repo / name, target / name)
+        else:
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(repo / name, target / name)
+    return target
+
+
+def test_feature_marts_labels_and_monitoring_marts_enforce_their_contracts(built):
+    root, result, _ = built
+    nodes = json.loads(result.manifest_path.read_text())["nodes"].values()
+    contracted = {n["name"] for n in nodes if n["resource_type"] == "model" and n["config"]["contract"]["enforced"]}
+    assert set(MARTS) <= contracted
+    assert {"monitoring_model_status", "monitoring_model_ic_monthly", "monitoring_backtest_summary",
+            "monitoring_latest_signals_by_sector"} <= contracted
+
+
+def test_a_column_whose_type_breaks_the_contract_stops_the_build(market, tmp_path, monkeypatch):
+    project = _project_copy(tmp_path / "project")
+    yml = project / "models" / "features" / "price_momentum.yml"
+    text = yml.read_text()
+    yml.write_text(text.replace("      - name: ret_1d\n        data_type: double", "      - name: ret_1d\n        data_type: varchar", 1))
+    assert yml.read_text() != text
+    monkeypatch.setenv("AURORA_DBT_PROJECT_DIR", str(project))
+    shutil.copytree(market, tmp_path / "data" / "raw")
+    with pytest.raises(FeatureBuildError) as caught:
+        _build(tmp_path / "data", select="+price_momentum")
+    assert "price_momentum" in str(caught.value) and "contract" in str(caught.value).lower()
+    assert not (tmp_path / "data" / "features" / "price_momentum.parquet").exists()
+
+
+def test_a_failing_research_mart_warns_and_the_features_are_still_published(tmp_path, monkeypatch):
+    project = _project_copy(tmp_path / "project")
+    sql = project / "models" / "research" / "research_view_summary.sql"
+    sql.write_text(sql.read_text().replace("select\n    features.view_name,", "select\n    error('broken on purpose') as boom,\n    features.view_name,", 1))
+    monkeypatch.setenv("AURORA_DBT_PROJECT_DIR", str(project))
+    write_market(MarketConfig(n_symbols=24, n_days=300, seed=4), tmp_path / "data" / "raw")
+    result, lines = _build(tmp_path / "data")
+    assert result.research_error and "research_view_summary" in result.research_error
+    assert "broken on purpose" in result.research_error
+    assert any("warning: feature research marts failed" in line for line in lines)
+    assert set(result.views_built) == set(FEATURE_VIEWS) and result.labels_built
+    assert all((tmp_path / "data" / "features" / f"{m}.parquet").exists() for m in MARTS)

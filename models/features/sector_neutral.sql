@@ -5,6 +5,9 @@
 -- Then the families of macros/feature_families.sql: residual returns over a spread of windows with
 -- their z-scores, and each name against its sector (sector mean, distance from it, rank within it) for
 -- returns over several windows and 12-1 momentum.
+-- Its contract (sector_neutral.yml) holds when fundamentals exist: without them beta_value is left out.
+
+{{ config(contract={'enforced': has_raw('fundamentals')}) }}
 
 {%- set residual_windows = var('residual_windows') %}
 {%- set residual_z = family_columns('resid_ret', residual_windows) + ['resid_ret_21d'] %}
