@@ -93,3 +93,25 @@ def test_aurora_features_names_what_is_missing(sandbox, monkeypatch, capsys, tmp
     monkeypatch.setenv("AURORA_DATA_DIR", str(tmp_path))
     assert main(["features"]) == 1
     assert "aurora build-features" in capsys.readouterr().err
+
+
+def test_the_apps_features_page_shows_the_new_view_and_the_new_column(sandbox, monkeypatch, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from app import data as app_data
+
+    project, paths, *_ = sandbox
+    monkeypatch.setenv("AURORA_DBT_PROJECT_DIR", str(project))
+    monkeypatch.setenv("AURORA_DATA_DIR", str(paths.root))
+    monkeypatch.setenv("AURORA_APP_SNAPSHOT_DIR", str(tmp_path / "snapshots"))
+    app_data.clear_caches()
+    at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=60)
+    at.switch_page("pages/features.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    views, ranked = at.dataframe[0].value, at.dataframe[1].value
+    assert "my_view" in set(views["view_name"])
+    assert {"my_ret_3d_mean", "my_close_vs_vwap", "my_new_column"} <= set(ranked["feature"])
+    at.selectbox(key="features_feature").set_value("my_view.my_ret_3d_mean").run()
+    assert not at.exception and not at.error
+    app_data.clear_caches()
