@@ -1,7 +1,9 @@
-"""Benchmark the feature build (`dbt build`, tests included) at several universe sizes.
+"""Benchmark the feature build (`dbt build`, tests and the research marts included) at several sizes.
 
 Each size gets its own data directory with a freshly generated market (default 2,016 days), then
-`ml.warehouse.build_features` runs `repeats` times; the median wall time is reported.
+`ml.warehouse.build_features` runs `repeats` times; the median wall time is reported, with the time
+its research models took (the sum of their node times) and the wall time of rebuilding the research
+marts alone (`ml.data.research.build_research_marts`: one more dbt start, then the same models).
 Usage: python bench/bench_features.py [--symbols 130 500 1500] [--days 2016] [--repeats 3]
 """
 
@@ -14,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ml.data.research import build_research_marts
 from ml.market import MarketConfig, write_market
 from ml.paths import DataPaths
 from ml.warehouse import build_features
@@ -30,11 +33,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix=f"bench-features-{n}-") as tmp:
             paths = DataPaths(Path(tmp))
             write_market(MarketConfig(n_symbols=n, n_days=args.days, seed=11), paths.raw)
-            times = []
+            times, research_nodes, research_alone = [], [], []
             for _ in range(args.repeats):
                 started = time.perf_counter()
-                build_features(paths, log=lambda *_a, **_k: None)
+                result = build_features(paths, log=lambda *_a, **_k: None)
                 times.append(time.perf_counter() - started)
+                research_nodes.append(sum(n.seconds for n in result.nodes if n.research))
+                started = time.perf_counter()
+                build_research_marts(paths, log=lambda *_a, **_k: None)
+                research_alone.append(time.perf_counter() - started)
             rows = sum(1 for _ in (paths.features).glob("*.parquet"))
             row = {
                 "symbols": n,
@@ -42,6 +49,8 @@ def main() -> None:
                 "repeats": args.repeats,
                 "median_s": round(statistics.median(times), 2),
                 "min_s": round(min(times), 2),
+                "research_nodes_s": round(statistics.median(research_nodes), 2),
+                "research_alone_s": round(statistics.median(research_alone), 2),
                 "marts": rows,
             }
             results.append(row)
