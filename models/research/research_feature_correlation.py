@@ -15,18 +15,23 @@ MIN_NAMES = 10
 
 def feature_cube(ranks):
     """The feature ranks as a dates x symbols x features array (NaN where a name lacks the feature), with
-    the dates, symbols and (view_name, feature) of each axis: built from integer codes, not a pivot."""
-    code = "hash(view_name || chr(31) || feature)"
-    cols = ranks.query("feature_ranks", f"select date, hash(symbol) as s, {code} as f, rank_pct from feature_ranks").fetchnumpy()
-    dates, d = np.unique(cols["date"], return_inverse=True)
-    symbol_codes, s = np.unique(cols["s"], return_inverse=True)
-    feature_codes, f = np.unique(cols["f"], return_inverse=True)
-    cube = np.full((len(dates), len(symbol_codes), len(feature_codes)), np.nan)
-    cube[d, s, f] = cols["rank_pct"]
-    names = ranks.query("feature_ranks", f"select distinct {code} as f, view_name, feature from feature_ranks").df()
-    symbols = ranks.query("feature_ranks", "select distinct hash(symbol) as s, symbol from feature_ranks").df()
-    keys = names.set_index("f").loc[feature_codes]
-    return dates, symbols.set_index("s").loc[symbol_codes, "symbol"].to_numpy(), keys["view_name"].to_numpy(), keys["feature"].to_numpy(), cube
+    the dates, symbols and (view_name, feature) of each axis: integer codes looked up in the sorted
+    distinct keys (np.searchsorted), not a pivot."""
+    def distinct(select: str, source: str) -> pd.DataFrame:
+        return ranks.query("feature_ranks", f"select {select} from (select distinct {source} from feature_ranks) "
+                           "order by 1").df()
+
+    day = "(date - date '1970-01-01')::integer"
+    cols = ranks.query("feature_ranks", f"select {day} as day, hash(symbol) as s, hash(view_name, feature) as f, "
+                       "rank_pct from feature_ranks").fetchnumpy()
+    days = distinct("day", f"{day} as day")["day"].to_numpy()
+    symbols = distinct("hash(symbol) as s, symbol", "symbol")
+    keys = distinct("hash(view_name, feature) as f, view_name, feature", "view_name, feature")
+    cube = np.full((len(days), len(symbols), len(keys)), np.nan)
+    cube[np.searchsorted(days, cols["day"]), np.searchsorted(symbols["s"].to_numpy(), cols["s"]),
+         np.searchsorted(keys["f"].to_numpy(), cols["f"])] = cols["rank_pct"]
+    return (days.astype("datetime64[D]"), symbols["symbol"].to_numpy(), keys["view_name"].to_numpy(),
+            keys["feature"].to_numpy(), cube)
 
 
 def mean_pairwise_corr(cube: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
