@@ -285,10 +285,56 @@ class RegimeRidgeModel(_MomentsLinear):
 
 
 # ================================================================================ non-linear families
+# -------------------------------------------------------------------------------- column cap
+# Wide views (e.g. `all`, 126 features) made the tree families' cost grow with the view width: an
+# extra-trees split draws a threshold for every candidate column, LightGBM builds histograms for
+# every column a tree samples (XGBoost builds them for all, and searches splits on the sampled ones).
+# `max_columns` caps how many columns each boosted tree (colsample_bytree) or each extra-trees split
+# (max_features) sees, so the cost follows the cap instead of the width, while views narrow enough
+# (fraction x width <= cap) keep exactly their fraction. This is the usual practice for wide data:
+# random forests draw ~p/3 (regression) or sqrt(p) columns per split, boosting samples columns per
+# tree; over a 100-tree ensemble every column is still seen about trees x cap / width times (25 for
+# 126 columns), and a smaller share decorrelates trees grown on many weak, mutually correlated
+# features. The caps sit just above what the single views draw (0.8 x 39 = 31 columns per tree,
+# 0.3 x 39 = 11 per split for the widest, 39 features), so only views wider than about 40 (boosters)
+# or 53 (extra trees) features change; 16 per split on 126 columns lies between sqrt(p) = 11 and
+# p/3 = 42. None disables the cap. BENCHMARKS.md, "Tree families on wide views (column cap)".
+GBM_MAX_COLUMNS = 32  # lightgbm / xgboost: columns per tree
+BIN_SAMPLE_ROWS = 20_000  # lightgbm / xgboost: rows sampled to find the histogram bin edges
+ET_MAX_COLUMNS = 16  # extra_trees: candidate columns per split
+
+
+def capped_column_fraction(fraction: float, n_features: int, max_columns: int | None) -> float:
+    """Per-tree column fraction seeing at most `max_columns` of `n_features` columns: `fraction`
+    itself when `fraction * n_features <= max_columns` (narrow views unchanged), else about
+    `max_columns / n_features` (nudged up by 1e-6 columns so that both LightGBM's rounding and
+    XGBoost's truncation draw exactly `max_columns`)."""
+    if max_columns is None or n_features <= 0 or fraction * n_features <= max_columns:
+        return fraction
+    return min(fraction, (int(max_columns) + 1e-6) / n_features)
+
+
+def capped_max_features(max_features: float | int | str | None, n_features: int,
+                        max_columns: int | None) -> float | int | str | None:
+    """sklearn `max_features` (float fraction, int count, "sqrt", "log2" or None = all) capped at
+    `max_columns` candidate columns per split; returned unchanged when it draws no more than that."""
+    if max_columns is None or n_features <= 0:
+        return max_features
+    if max_features is None:
+        count = n_features
+    elif isinstance(max_features, str):
+        count = max(1, int(np.sqrt(n_features) if max_features == "sqrt" else np.log2(n_features)))
+    elif isinstance(max_features, (int, np.integer)) and not isinstance(max_features, bool):
+        count = int(max_features)
+    else:
+        count = max(1, int(float(max_features) * n_features))  # sklearn's own rounding
+    return max_features if count <= max_columns else max(1, int(max_columns))
+
+
 class _SklearnBacked(ZooEstimator):
     """Families wrapping a library regressor fitted on the feature matrix (rows with NaN y dropped)."""
 
-    def _make(self):  # pragma: no cover - abstract
+    def _make(self, n_features: int):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def fit(self, X: pd.DataFrame, y: pd.Series):
@@ -296,13 +342,20 @@ class _SklearnBacked(ZooEstimator):
         feats = self._feature_columns(X)
         yv = np.asarray(y.reindex(X.index) if isinstance(y, pd.Series) else y, dtype="float64")
         ok = np.isfinite(yv)
-        values = X[feats].to_numpy(dtype="float32", na_value=0.0)[ok]
+        frame = X if len(feats) == X.shape[1] else X[feats]  # no column copy when nothing is excluded
+        values = frame.to_numpy(dtype="float32", na_value=0.0)
+        if not ok.all():
+            values = values[ok]
         self.feature_names_in_ = np.asarray(feats, dtype=object)
         self.n_features_in_ = len(feats)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.model_ = self._make().fit(values, yv[ok])
+            self.model_ = self._fit_model(values, yv[ok])
         return self
+
+    def _fit_model(self, values: np.ndarray, y: np.ndarray):
+        """The fitted library regressor (families override to build their training data differently)."""
+        return self._make(values.shape[1]).fit(values, y)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         values = self._check_features(X).astype("float32")
@@ -310,31 +363,39 @@ class _SklearnBacked(ZooEstimator):
 
 
 class ExtraTreesModel(_SklearnBacked):
-    """Extremely randomized trees (sklearn), large leaves for noisy targets. Stored with joblib."""
+    """Extremely randomized trees (sklearn), large leaves for noisy targets. Stored with joblib.
+
+    `max_columns` caps the candidate columns per split (`max_features` as a count,
+    min(max_features * n_features, max_columns); see `capped_max_features`)."""
 
     family = "extra_trees"
     grid = {"min_samples_leaf": [100, 400]}
 
     def __init__(self, n_estimators: int = 60, max_depth: int | None = 10, min_samples_leaf: int = 200,
-                 max_features: float = 0.3, random_state: int = 0, n_jobs: int = 1):
+                 max_features: float = 0.3, max_columns: int | None = ET_MAX_COLUMNS, random_state: int = 0,
+                 n_jobs: int = 1):
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.min_samples_leaf = min_samples_leaf
         self.max_features = max_features
+        self.max_columns = max_columns
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def _make(self):
+    def _make(self, n_features: int):
         from sklearn.ensemble import ExtraTreesRegressor
 
         return ExtraTreesRegressor(n_estimators=self.n_estimators, max_depth=self.max_depth,
-                                   min_samples_leaf=self.min_samples_leaf, max_features=self.max_features,
+                                   min_samples_leaf=self.min_samples_leaf,
+                                   max_features=capped_max_features(self.max_features, n_features, self.max_columns),
                                    random_state=self.random_state, n_jobs=self.n_jobs)
 
 
 class LightGBMModel(_SklearnBacked):
     """LightGBM gradient boosting, deterministic (deterministic, force_row_wise, fixed seed/threads).
-    Stored natively (`Booster.save_model` text)."""
+    Stored natively (`Booster.save_model` text). `max_columns` caps the columns per tree
+    (colsample_bytree becomes min(colsample_bytree, max_columns / n_features); see
+    `capped_column_fraction`)."""
 
     family = "lightgbm"
     grid = {"num_leaves": [7, 31], "learning_rate": [0.03, 0.08]}
@@ -343,25 +404,29 @@ class LightGBMModel(_SklearnBacked):
 
     def __init__(self, n_estimators: int = 150, learning_rate: float = 0.05, num_leaves: int = 15,
                  min_child_samples: int = 200, subsample: float = 0.8, colsample_bytree: float = 0.8,
-                 reg_lambda: float = 1.0, max_bin: int = 63, random_state: int = 0, n_jobs: int = 1):
+                 max_columns: int | None = GBM_MAX_COLUMNS, reg_lambda: float = 1.0, max_bin: int = 63,
+                 bin_sample_rows: int = BIN_SAMPLE_ROWS, random_state: int = 0, n_jobs: int = 1):
         self.n_estimators = n_estimators
+        self.bin_sample_rows = bin_sample_rows
         self.learning_rate = learning_rate
         self.max_bin = max_bin
         self.num_leaves = num_leaves
         self.min_child_samples = min_child_samples
         self.subsample = subsample
         self.colsample_bytree = colsample_bytree
+        self.max_columns = max_columns
         self.reg_lambda = reg_lambda
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def _make(self):
+    def _make(self, n_features: int):
         import lightgbm as lgb
 
         return lgb.LGBMRegressor(
             n_estimators=self.n_estimators, learning_rate=self.learning_rate, num_leaves=self.num_leaves,
             min_child_samples=self.min_child_samples, subsample=self.subsample, subsample_freq=1,
-            colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda, max_bin=self.max_bin,
+            colsample_bytree=capped_column_fraction(self.colsample_bytree, n_features, self.max_columns),
+            reg_lambda=self.reg_lambda, max_bin=self.max_bin, bin_construct_sample_cnt=int(self.bin_sample_rows),
             random_state=self.random_state, n_jobs=self.n_jobs, deterministic=True, force_row_wise=True,
             verbose=-1,
         )
@@ -389,7 +454,8 @@ class LightGBMModel(_SklearnBacked):
 
 
 class XGBoostModel(_SklearnBacked):
-    """XGBoost (hist), fixed seed and threads. Stored natively (XGBoost JSON)."""
+    """XGBoost (hist), fixed seed and threads. Stored natively (XGBoost JSON). `max_columns` caps the
+    columns per tree, as for `LightGBMModel`."""
 
     family = "xgboost"
     grid = {"max_depth": [3, 5], "learning_rate": [0.03, 0.08]}
@@ -398,28 +464,50 @@ class XGBoostModel(_SklearnBacked):
 
     def __init__(self, n_estimators: int = 150, learning_rate: float = 0.05, max_depth: int = 4,
                  min_child_weight: float = 50.0, subsample: float = 0.8, colsample_bytree: float = 0.8,
-                 reg_lambda: float = 1.0, max_bin: int = 64, random_state: int = 0, n_jobs: int = 1):
+                 max_columns: int | None = GBM_MAX_COLUMNS, reg_lambda: float = 1.0, max_bin: int = 64,
+                 bin_sample_rows: int | None = BIN_SAMPLE_ROWS, random_state: int = 0, n_jobs: int = 1):
         self.max_bin = max_bin
+        self.bin_sample_rows = bin_sample_rows
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.max_depth = max_depth
         self.min_child_weight = min_child_weight
         self.subsample = subsample
         self.colsample_bytree = colsample_bytree
+        self.max_columns = max_columns
         self.reg_lambda = reg_lambda
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def _make(self):
+    def _make(self, n_features: int):
         import xgboost as xgb
 
         return xgb.XGBRegressor(
             n_estimators=self.n_estimators, learning_rate=self.learning_rate, max_depth=self.max_depth,
             min_child_weight=self.min_child_weight, subsample=self.subsample,
-            colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda, tree_method="hist",
+            colsample_bytree=capped_column_fraction(self.colsample_bytree, n_features, self.max_columns),
+            reg_lambda=self.reg_lambda, tree_method="hist",
             max_bin=self.max_bin,
             random_state=self.random_state, n_jobs=self.n_jobs, verbosity=0,
         )
+
+    def _fit_model(self, values: np.ndarray, y: np.ndarray):
+        """With more rows than `bin_sample_rows`, the quantile sketch (bin edges) comes from a seeded
+        row sample (as LightGBM's `bin_construct_sample_cnt`) and the full rows are only binned; the
+        booster is trained natively with the regressor's own parameters and returned as a regressor."""
+        import xgboost as xgb
+
+        reg = self._make(values.shape[1])
+        if not self.bin_sample_rows or len(values) <= int(self.bin_sample_rows):
+            return reg.fit(values, y)
+        rng = np.random.default_rng(self.random_state)
+        sample = np.sort(rng.choice(len(values), size=int(self.bin_sample_rows), replace=False))
+        ref = xgb.QuantileDMatrix(values[sample], y[sample], max_bin=self.max_bin, nthread=self.n_jobs)
+        train = xgb.QuantileDMatrix(values, y, ref=ref, max_bin=self.max_bin, nthread=self.n_jobs)
+        booster = xgb.train(reg.get_xgb_params(), train, num_boost_round=int(self.n_estimators))
+        out = xgb.XGBRegressor(n_jobs=self.n_jobs)  # predict with the family's threads
+        out.load_model(bytearray(booster.save_raw("ubj")))
+        return out
 
     def save(self, directory: Path) -> str:
         path = Path(directory) / self.artifact_file
@@ -455,7 +543,7 @@ class MLPModel(_SklearnBacked):
         self.n_iter_no_change = n_iter_no_change
         self.random_state = random_state
 
-    def _make(self):
+    def _make(self, n_features: int):
         from sklearn.neural_network import MLPRegressor
 
         return MLPRegressor(
