@@ -140,6 +140,21 @@ def share_of_oracle(report: dict[str, Any]) -> float | None:
     return ic / oracle if ok else None
 
 
+# how `render_report` shows a value (labels and formatting only: the JSON keeps the raw numbers)
+_UNITS = {
+    "sharpe_gross": lambda v: f"{v:.2f} (annualized)",
+    "sharpe_net": lambda v: f"{v:.2f} (annualized, after costs)",
+    "max_drawdown": lambda v: f"{abs(v):.2%} (peak to trough of the net equity curve)",
+    "turnover_monthly": lambda v: f"{v:.2f}x of the book per month",
+    "cost_retention": lambda v: f"{v:.1%} of the gross return kept after costs",
+    "coverage_80": lambda v: f"{v:.1%} of realized returns inside the 80% interval",
+    "calibration_error": lambda v: f"{v:.4f} (share of the realized top-minus-bottom decile spread)",
+}
+_UNITS_LINE = ("  units: ICs are daily cross-sectional correlations of scores with forward returns; expected returns "
+               "(ml.signals, the app's Signals page) are in bps over the ensemble's horizon (config/ensemble.yaml "
+               "`horizon`, in trading days); drawdown in % of the equity peak; timings in seconds")
+
+
 def render_report(report: dict[str, Any]) -> str:
     """A human-readable table of the headline metrics."""
     data = report.get("data") or {}
@@ -162,16 +177,19 @@ def render_report(report: dict[str, Any]) -> str:
         if key in _RENDERED_APART:
             continue
         value = report.get(key)
-        if isinstance(value, float):
+        if isinstance(value, float) and key in _UNITS and math.isfinite(value):
+            value = _UNITS[key](value)
+        elif isinstance(value, float):
             value = f"{value:.4f}"
         elif isinstance(value, dict):
+            unit = "s" if key == "timings_s" else ""
             value = ", ".join(
-                f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items()
+                f"{k}={v:.1f}{unit}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items()
             )
         if key == "best_single_model_rank_ic" and value is not None and report.get("best_single_model"):
             value = f"{value} ({report['best_single_model']})"
-        lines.append(f"  {key:33s} {'—' if value is None else value}")
-    return "\n".join(lines + _hindsight_lines(report))
+        lines.append(f"  {key:33s} {'—' if value is None else value if value != '' else 'none'}")
+    return "\n".join(lines + _hindsight_lines(report) + [_UNITS_LINE])
 
 
 def _hindsight_lines(report: dict[str, Any]) -> list[str]:
