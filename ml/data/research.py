@@ -90,7 +90,7 @@ def _read(paths: DataPaths, sql: str, params: list | None = None) -> pd.DataFram
         return con.execute(sql, params or []).fetchdf()
     except duckdb.CatalogException as err:
         raise FileNotFoundError(
-            f"no feature research in {paths.warehouse} ({err}): run `aurora build-features` first") from err
+            f"no feature research in {paths.warehouse}: run `aurora build-features` first") from err
     finally:
         con.close()
 
