@@ -168,3 +168,37 @@ def test_view_summary_has_one_row_per_built_view(marts):
     assert bool(views.loc["price_momentum", "is_baseline"]) and not bool(views.loc["my_view", "is_baseline"])
     assert views.loc["my_view", "n_features"] == 2
     assert views.loc["my_view", "max_abs_corr_baseline"] > 0.9
+
+
+def test_pairwise_correlation_math_equals_pandas_pairwise_spearman():
+    from ml.data.research_math import mean_pairwise_corr
+
+    rng = np.random.default_rng(3)
+    cube = rng.random((4, 30, 3))
+    cube[:, :, 1] = cube[:, :, 0] * 0.5 + rng.random((4, 30)) * 0.5
+    cube[0, :8, 2] = np.nan
+    cube[1, 5:, 2] = np.nan                       # only 5 names hold both: that date is left out
+    corr, count = mean_pairwise_corr(cube)
+    expected = [pd.DataFrame(cube[t]).corr(min_periods=10).to_numpy() for t in range(4)]
+    stacked = np.stack(expected)
+    np.testing.assert_allclose(corr, np.nanmean(stacked, axis=0), atol=1e-12)
+    assert count[0, 2] == 3 and count[0, 1] == 4
+
+
+def test_neutralizing_math_leaves_residuals_orthogonal_to_the_baseline_over_each_features_names():
+    from ml.data.research_math import neutralize
+
+    rng = np.random.default_rng(4)
+    cube = rng.random((3, 40, 5))
+    cube[0, :6, 3] = np.nan
+    cube[1, 12:, 4] = np.nan
+    cube[2, :3, 0] = np.nan                       # a baseline value a name lacks counts as the median
+    is_base = np.array([True, True, False, False, False])
+    resid = neutralize(cube, is_base)
+    for t in range(3):
+        for j in range(3):
+            held = np.isfinite(resid[t, :, j])
+            assert held.sum() == np.isfinite(cube[t, :, 2 + j]).sum()
+            base = np.nan_to_num(cube[t][held][:, is_base] - 0.5)
+            np.testing.assert_allclose(base.T @ resid[t, held, j], 0.0, atol=1e-12)
+            assert abs(resid[t, held, j].sum()) < 1e-12

@@ -12,52 +12,7 @@ left out. Empty when the baseline view was not built.
 import numpy as np
 import pandas as pd
 
-
-def feature_cube(ranks):
-    """The feature ranks as a dates x symbols x features array (NaN where a name lacks the feature), with
-    the dates, symbols and (view_name, feature) of each axis: integer codes looked up in the sorted
-    distinct keys (np.searchsorted), not a pivot."""
-    def distinct(select: str, source: str) -> pd.DataFrame:
-        return ranks.query("feature_ranks", f"select {select} from (select distinct {source} from feature_ranks) "
-                           "order by 1").df()
-
-    day = "(date - date '1970-01-01')::integer"
-    cols = ranks.query("feature_ranks", f"select {day} as day, hash(symbol) as s, hash(view_name, feature) as f, "
-                       "rank_pct from feature_ranks").fetchnumpy()
-    days = distinct("day", f"{day} as day")["day"].to_numpy()
-    symbols = distinct("hash(symbol) as s, symbol", "symbol")
-    keys = distinct("hash(view_name, feature) as f, view_name, feature", "view_name, feature")
-    cube = np.full((len(days), len(symbols), len(keys)), np.nan)
-    cube[np.searchsorted(days, cols["day"]), np.searchsorted(symbols["s"].to_numpy(), cols["s"]),
-         np.searchsorted(keys["f"].to_numpy(), cols["f"])] = cols["rank_pct"]
-    return (days.astype("datetime64[D]"), symbols["symbol"].to_numpy(), keys["view_name"].to_numpy(),
-            keys["feature"].to_numpy(), cube)
-
-
-def _basis(design: np.ndarray) -> np.ndarray:
-    """Orthonormal basis of the design's column space (SVD: an all-missing baseline column is fine)."""
-    u, s, _ = np.linalg.svd(design, full_matrices=False)
-    return u[:, s > s.max() * 1e-10]
-
-
-def neutralize(cube: np.ndarray, is_base: np.ndarray) -> np.ndarray:
-    """Residuals of the non-baseline features' centered ranks on [1, baseline], date by date, each over
-    the names holding that feature (features sharing a set of names share one projection)."""
-    centered = cube - 0.5
-    out = np.full(centered[:, :, ~is_base].shape, np.nan)
-    for t in range(centered.shape[0]):
-        base = np.nan_to_num(centered[t][:, is_base])
-        other = centered[t][:, ~is_base]
-        present = np.isfinite(other)
-        patterns, which = np.unique(present.T, axis=0, return_inverse=True)
-        for k, names in enumerate(patterns):
-            if names.sum() < 3:
-                continue
-            cols = np.flatnonzero(which.ravel() == k)
-            q = _basis(np.column_stack([np.ones(names.sum()), base[names]]))
-            y = other[np.ix_(names, cols)]
-            out[t, np.ix_(names, cols)[0], cols] = y - q @ (q.T @ y)
-    return out
+from ml.data.research_math import feature_cube, neutralize
 
 
 def model(dbt, session):
