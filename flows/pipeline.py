@@ -333,7 +333,15 @@ def zoo_task_runner(use_dask: bool | None = None, dask_address: str | None = Non
     use_dask = use_dask if use_dask is not None else os.environ.get("AURORA_USE_DASK") == "1"
     workers = workers or int(os.environ.get("AURORA_ZOO_WORKERS", "2"))
     if use_dask or dask_address:
-        from prefect_dask import DaskTaskRunner
+        try:  # the optional `dask` extra: imported only when a Dask cluster is asked for
+            from prefect_dask import DaskTaskRunner
+        except ImportError as err:
+            raise ImportError(
+                "a Dask task runner was asked for (AURORA_USE_DASK / AURORA_DASK_ADDRESS) but "
+                f"{err.name or 'prefect_dask'} is not installed: install Aurora's `dask` extra "
+                "(`pip install -e '.[dask]'`; `make install` includes it), or unset AURORA_USE_DASK "
+                "and AURORA_DASK_ADDRESS to run on threads"
+            ) from err
 
         if dask_address:
             return DaskTaskRunner(address=dask_address)

@@ -7,7 +7,6 @@ Row numbers in CSV messages: the header is line 1, so DataFrame row r is "line r
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -594,14 +593,9 @@ def test_successful_ingest_replaces_out_dir_and_removes_the_sibling_oracle(tmp_p
 
 # --------------------------------------------------------------------------------------- real data
 def sp500_dataset() -> pd.DataFrame:
-    """skfolio's daily adjusted closes of 20 US large caps (wide: Date + one column per ticker).
-
-    Read with pandas from the installed package's data folder; skfolio itself is never imported.
-    """
-    spec = importlib.util.find_spec("skfolio")
-    assert spec is not None and spec.submodule_search_locations
-    root = Path(next(iter(spec.submodule_search_locations)))
-    return pd.read_csv(root / "datasets" / "data" / "sp500_dataset.csv.gz")
+    """skfolio's daily adjusted closes of 20 US large caps (wide: Date + one column per ticker), from
+    the committed fixture `fixtures/sp20_closes.parquet` (see ml/data/sample_panels.py)."""
+    return pd.read_parquet(FIXTURES / "sp20_closes.parquet")
 
 
 def write_sp500_inputs(directory: Path) -> dict[str, Path]:

@@ -1,30 +1,29 @@
-"""Real daily data that ships inside an installed package, as ingest inputs (benchmarks, tests, demos).
+"""Real daily data committed with the repository, as ingest inputs (benchmarks, tests, demos).
 
-skfolio ships the adjusted closes of 20 US large caps, 1990-2022 (`sp500_dataset.csv.gz`). It is read
-with pandas from the package's data folder; skfolio itself is never imported (the Makefile installs
-it without its solver stack). The dataset has closes only, so the prices written here use
+`tests/fixtures/sp20_closes.parquet` holds the adjusted closes of 20 US large caps, 1990-2022: skfolio
+1.12.2's `datasets/data/sp500_dataset.csv.gz` (BSD-3-Clause) exactly as `pandas.read_csv` reads it
+(same columns, dtypes and float bits; the source file's sha256 is in the Parquet metadata), so no
+package outside the lock is needed. The dataset has closes only, so the prices written here use
 open = high = low = close and a constant volume: no spreads, no OHLC range, no volume signal.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 SP20_SECURITIES = ROOT / "tests" / "fixtures" / "sp20_securities.csv"
+SP20_CLOSES = ROOT / "tests" / "fixtures" / "sp20_closes.parquet"
 SP20_CONSTANT_VOLUME = 1_000_000.0
 
 
 def sp20_closes() -> pd.DataFrame:
-    """skfolio's daily adjusted closes (wide: Date + one column per ticker)."""
-    spec = importlib.util.find_spec("skfolio")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the real 20-stock panel needs the skfolio package (`make install` adds it)")
-    root = Path(next(iter(spec.submodule_search_locations)))
-    return pd.read_csv(root / "datasets" / "data" / "sp500_dataset.csv.gz")
+    """The daily adjusted closes (wide: Date as text + one float column per ticker)."""
+    if not SP20_CLOSES.is_file():
+        raise FileNotFoundError(f"the real 20-stock panel {SP20_CLOSES} is missing (it is committed with the repo)")
+    return pd.read_parquet(SP20_CLOSES)
 
 
 def write_sp20_inputs(directory: Path, start: str | None = None) -> dict[str, Path]:
