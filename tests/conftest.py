@@ -83,13 +83,13 @@ def analyst_sandbox(tmp_path_factory):
     _add_view_and_column(project)
     paths = DataPaths(root / "data")
     write_market(MarketConfig(n_symbols=30, n_days=300, seed=5), paths.raw)
+    # the sandbox project is in force only while building: tests that need it set it themselves, and
+    # the rest of the session keeps seeing the repository's project
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AURORA_DBT_PROJECT_DIR", str(project))
-        from ml.data.research import build_research_marts
         from ml.warehouse import build_features
 
-        result = build_features(paths, log=lambda *_a, **_k: None)
+        result = build_features(paths, log=lambda *_a, **_k: None)   # the research marts included
         feature_store.apply(paths)
-        build_research_marts(paths, log=lambda *_a, **_k: None)
         wide = feature_store.training_frame(paths, feature_store.entity_frame(paths), with_labels=True)
-        yield project, paths, result, wide
+    return project, paths, result, wide
