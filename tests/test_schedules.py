@@ -130,7 +130,7 @@ class Served:
                 return int(line.split("Prefect server pid ")[1].split(",")[0])
         return None
 
-    def stop(self, sig: int, timeout: float = 90) -> int:
+    def stop(self, sig: int, timeout: float = 240) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
