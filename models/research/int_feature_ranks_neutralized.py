@@ -29,10 +29,12 @@ def model(dbt, session):
         return empty
     resid = neutralize(cube, is_base)
     d, s, f = np.nonzero(np.isfinite(resid))
+    view_codes, view_names = pd.factorize(views[~is_base])
+    feature_codes, feature_names = pd.factorize(features[~is_base])
     return pd.DataFrame({
-        "view_name": pd.Categorical(views[~is_base][f]),
-        "feature": pd.Categorical(features[~is_base][f]),
+        "view_name": pd.Categorical.from_codes(view_codes[f], categories=view_names),
+        "feature": pd.Categorical.from_codes(feature_codes[f], categories=feature_names),
         "date": dates[d],
-        "symbol": pd.Categorical(symbols[s]),
+        "symbol": pd.Categorical.from_codes(s, categories=symbols),
         "resid": resid[d, s, f],
     })
