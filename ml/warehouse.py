@@ -268,7 +268,10 @@ def _release_warehouse() -> None:
                 env.close()
 
 
-def _progress_callback(log: Log) -> Callable:
+def _progress_callback(log: Log, every: int = 50) -> Callable:
+    """dbt's per-node lines summarized: a progress line every `every` nodes, and a line for each node
+    that did not pass (error, fail, warn); skipped nodes are counted in the failure report instead. The
+    full per-node story is in <data>/dbt/logs/dbt.log."""
     done = [0]
 
     def on_event(event) -> None:
@@ -279,7 +282,10 @@ def _progress_callback(log: Log) -> Callable:
             status = (run.status or info.node_status or "?").lower()
             kind = {"unit_test": "unit test", "test": "test"}.get(info.resource_type, info.resource_type)
             done[0] += 1
-            log(f"dbt {done[0]:>4} {kind:<9} {info.node_name:<58} {status:<7} {run.execution_time:6.2f}s")
+            if status not in ("success", "pass", "skipped", "no-op"):
+                log(f"dbt {kind} {info.node_name}: {status.upper()} ({run.execution_time:.2f}s)")
+            elif done[0] % every == 0:
+                log(f"dbt: {done[0]} nodes done (last: {kind} {info.node_name})")
         except Exception:  # progress is best effort; never break the build over it
             pass
 
@@ -487,6 +493,7 @@ def build_features(paths: DataPaths, log: Log = print, select: str | None = None
     result.seconds = time.perf_counter() - started
     for line in result.summary().splitlines():
         log(line)
+    log(f"dbt detail, node by node: {_dbt_dirs(paths)[1] / 'dbt.log'}")
     return result
 
 
