@@ -70,6 +70,15 @@ class FeatureBuildError(RuntimeError):
         self.result = result
 
 
+class MartBuildError(RuntimeError):
+    """A dbt build of marts outside the feature build (monitoring, research) failed; `str(err)` lists
+    what and why, `failures` the nodes."""
+
+    def __init__(self, message: str, failures: list[NodeResult] | None = None):
+        super().__init__(message)
+        self.failures = failures or []
+
+
 @dataclass(frozen=True)
 class RawInputs:
     """What the raw directory holds: contract tables present and optional price columns with data."""

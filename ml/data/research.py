@@ -20,6 +20,7 @@ import pandas as pd
 
 from ml.paths import DataPaths
 from ml.warehouse import (
+    MartBuildError,
     RESEARCH_SELECTOR,
     Log,
     NodeResult,
@@ -35,12 +36,8 @@ RESEARCH_SCHEMA = "research"
 PRIMARY_LABEL = "fwd_ret_sn_5d"  # the default of the dbt var research_primary_label
 
 
-class ResearchBuildError(RuntimeError):
-    """A research mart or one of its tests failed; `str(err)` lists what and why."""
-
-    def __init__(self, message: str, failures: list[NodeResult] | None = None):
-        super().__init__(message)
-        self.failures = failures or []
+class ResearchBuildError(MartBuildError):
+    """A research mart or one of its tests failed."""
 
 
 @dataclass

@@ -24,6 +24,7 @@ from ml.warehouse import (
     OPTIONAL_PRICE_COLUMNS,
     TABLES,
     Log,
+    MartBuildError,
     NodeResult,
     RawInputs,
     _dbt_dirs,
@@ -38,12 +39,8 @@ MONITORING_TAG = MONITORING_SELECTOR.split(":", 1)[1]
 MONITORING_SCHEMA = "monitoring"
 
 
-class MonitoringBuildError(RuntimeError):
-    """A monitoring mart or one of its tests failed; `str(err)` lists what and why."""
-
-    def __init__(self, message: str, failures: list[NodeResult] | None = None):
-        super().__init__(message)
-        self.failures = failures or []
+class MonitoringBuildError(MartBuildError):
+    """A monitoring mart or one of its tests failed."""
 
 
 @dataclass
