@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -82,23 +84,46 @@ def _when(t: datetime, zone: str) -> str:
     return f"{local} ({t.astimezone(ZoneInfo('UTC')):%H:%M} UTC)"
 
 
+SHUTDOWN_GRACE_S = 45.0  # after a stop signal, the runner gets this long before the watchdog ends it
+
+
+def _force_exit() -> None:
+    """The runner did not finish stopping in time (it can wait on a run in flight): stop the server
+    this process started and leave, so a stop signal always stops everything."""
+    from flows.server import stop_all_servers
+
+    print(f"[aurora] the runner did not stop within {SHUTDOWN_GRACE_S:.0f}s: stopping the server and "
+          "exiting", flush=True)
+    stop_all_servers(timeout=10.0)
+    os._exit(0)
+
+
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM ends this process like Ctrl-C (the runner installs its own handler once it starts), so
-    the `finally` that stops the server always runs."""
+    """SIGINT and SIGTERM end this process like Ctrl-C (the runner installs its own SIGTERM handler
+    once it starts), so the `finally` that stops the server runs; the first signal also arms a
+    watchdog that stops the server and exits if shutting down takes longer than SHUTDOWN_GRACE_S."""
+    watchdog: list[threading.Timer] = []
 
     def interrupt(signum, frame):
+        if not watchdog:
+            watchdog.append(threading.Timer(SHUTDOWN_GRACE_S, _force_exit))
+            watchdog[0].daemon = True
+            watchdog[0].start()
         raise KeyboardInterrupt(f"signal {signum}")
 
     try:
-        before = signal.signal(signal.SIGTERM, interrupt)
+        before = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, before)
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        for timer in watchdog:
+            timer.cancel()
 
 
 def serve_deployments(deps: list, home: Path, log: Callable[[str], None] = print, port: int | None = None,

@@ -125,6 +125,7 @@ def start_server(home: Path, host: str = "127.0.0.1", port: int | None = None,
                 start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         server = PrefectServer(api_url, process, database, log_file)
+        RUNNING.append(server)
         try:
             wait_healthy(api_url, timeout, process, log_file)
             return server
@@ -136,8 +137,19 @@ def start_server(home: Path, host: str = "127.0.0.1", port: int | None = None,
     raise AssertionError("unreachable")
 
 
+RUNNING: list[PrefectServer] = []  # the servers this process started and has not stopped yet
+
+
+def stop_all_servers(timeout: float = 10.0) -> None:
+    """Stop every server this process started (the shutdown watchdog of flows.schedules)."""
+    for server in list(RUNNING):
+        stop_server(server, timeout=timeout)
+
+
 def stop_server(server: PrefectServer, timeout: float = STOP_TIMEOUT_S) -> None:
     """SIGTERM to the server's process group, SIGKILL after `timeout`; waits until it is gone."""
+    with contextlib.suppress(ValueError):
+        RUNNING.remove(server)
     process = server.process
     if process is None or process.poll() is not None:
         return
