@@ -79,6 +79,26 @@ class MartBuildError(RuntimeError):
         self.failures = failures or []
 
 
+def build_marts(paths: DataPaths, raw: RawInputs, select: list[str], log: Log, what: str,
+                error: type[MartBuildError] = MartBuildError) -> list[NodeResult]:
+    """`dbt build --select <select>` of marts outside the feature build (monitoring, research), tests
+    included; raises `error` with a readable report (sampled failing rows, dbt log path) on a failure."""
+    res = _invoke_dbt(["build", "--select", *select], paths, raw, paths.features,
+                      callbacks=[_progress_callback(log)])
+    nodes = _node_results(res.result)
+    failures = [n for n in nodes if n.failed]
+    if res.success and not failures:
+        return nodes
+    samples = _sample_failures(paths, res.result, {n.unique_id for n in failures})
+    failures = [NodeResult(**{**n.__dict__, "detail": samples.get(n.unique_id, "")}) for n in failures]
+    lines = [f"{what} failed:"]
+    if res.exception is not None:
+        lines.append(f"dbt could not run: {res.exception}")
+    lines += [f"  - {n.describe()}" for n in failures]
+    lines.append(f"dbt log: {_dbt_dirs(paths)[1] / 'dbt.log'}")
+    raise error("\n".join(lines), failures)
+
+
 @dataclass(frozen=True)
 class RawInputs:
     """What the raw directory holds: contract tables present and optional price columns with data."""

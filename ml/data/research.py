@@ -19,18 +19,7 @@ import duckdb
 import pandas as pd
 
 from ml.paths import DataPaths
-from ml.warehouse import (
-    MartBuildError,
-    RESEARCH_SELECTOR,
-    Log,
-    NodeResult,
-    _dbt_dirs,
-    _invoke_dbt,
-    _node_results,
-    _progress_callback,
-    _sample_failures,
-    inspect_raw,
-)
+from ml.warehouse import RESEARCH_SELECTOR, Log, MartBuildError, NodeResult, build_marts, inspect_raw
 
 RESEARCH_SCHEMA = "research"
 PRIMARY_LABEL = "fwd_ret_sn_5d"  # the default of the dbt var research_primary_label
@@ -54,20 +43,8 @@ def build_research_marts(paths: DataPaths, log: Log = print) -> ResearchResult:
     started = time.perf_counter()
     raw = inspect_raw(paths)
     log(f"[research] dbt build of the feature research marts ({len(raw.dbt_vars()['feature_views'])} views)")
-    res = _invoke_dbt(["build", "--select", RESEARCH_SELECTOR], paths, raw, paths.features,
-                      callbacks=[_progress_callback(log)])
-    nodes = _node_results(res.result)
-    failures = [n for n in nodes if n.failed]
-    if not res.success or failures:
-        samples = _sample_failures(paths, res.result, {n.unique_id for n in failures})
-        failures = [NodeResult(**{**n.__dict__, "detail": samples.get(n.unique_id, "")}) for n in failures]
-        lines = ["feature research marts failed (the feature marts are published and unaffected):"]
-        if res.exception is not None:
-            lines.append(f"dbt could not run: {res.exception}")
-        lines += [f"  - {n.describe()}" for n in failures]
-        _, logs = _dbt_dirs(paths)
-        lines.append(f"dbt log: {logs / 'dbt.log'}")
-        raise ResearchBuildError("\n".join(lines), failures)
+    nodes = build_marts(paths, raw, [RESEARCH_SELECTOR], log,
+                        "feature research marts (the feature marts are published and unaffected)", ResearchBuildError)
     result = ResearchResult(
         built=sorted(n.name for n in nodes if n.resource_type == "model" and n.status == "success"),
         tests_passed=sum(1 for n in nodes if n.is_test and n.status == "pass"),

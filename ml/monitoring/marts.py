@@ -29,9 +29,7 @@ from ml.warehouse import (
     RawInputs,
     _dbt_dirs,
     _invoke_dbt,
-    _node_results,
-    _progress_callback,
-    _sample_failures,
+    build_marts,
     inspect_raw,
 )
 
@@ -115,21 +113,8 @@ def build_monitoring_marts(paths: DataPaths, log: Log = print) -> MonitoringResu
         result.seconds = time.perf_counter() - started
         return result
     log(f"[monitoring] dbt build of {len(selected)} marts: {', '.join(selected)}")
-    res = _invoke_dbt(["build", "--select", *selected], paths, _raw_inputs(paths), paths.features,
-                      callbacks=[_progress_callback(log)])
-    nodes = _node_results(res.result)
+    nodes = build_marts(paths, _raw_inputs(paths), selected, log, "monitoring marts", MonitoringBuildError)
     result.nodes = nodes
-    failures = [n for n in nodes if n.failed]
-    if not res.success or failures:
-        samples = _sample_failures(paths, res.result, {n.unique_id for n in failures})
-        failures = [NodeResult(**{**n.__dict__, "detail": samples.get(n.unique_id, "")}) for n in failures]
-        lines = ["monitoring marts failed:"]
-        if res.exception is not None:
-            lines.append(f"dbt could not run: {res.exception}")
-        lines += [f"  - {n.describe()}" for n in failures]
-        _, logs = _dbt_dirs(paths)
-        lines.append(f"dbt log: {logs / 'dbt.log'}")
-        raise MonitoringBuildError("\n".join(lines), failures)
     result.built = sorted(n.name for n in nodes if n.resource_type == "model" and n.status == "success")
     tests = [n for n in nodes if n.is_test]
     result.tests_passed = sum(1 for n in tests if n.status == "pass")
