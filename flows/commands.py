@@ -38,10 +38,16 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     summary = write_market(config, raw_dir, log=_log)
     _log(f"wrote {summary} in {time.perf_counter() - started:.1f}s")
-    if guarded and args.replace:
+    return _raw_written(paths, raw_dir, guarded, args.replace,
+                        "aurora build-features (dbt features from raw/), or aurora run for the whole pipeline")
+
+
+def _raw_written(paths: DataPaths, raw_dir: Path, guarded: bool, replace: bool, next_step: str) -> int:
+    """After generate or ingest wrote raw/: clear what it invalidates (--replace) and say what is next."""
+    if guarded and replace:
         _report_cleared(clear_results(paths))
     if guarded:
-        _next("aurora build-features (dbt features from raw/), or aurora run for the whole pipeline")
+        _next(next_step)
     else:
         _next(f"AURORA_DATA_DIR={raw_dir.parent} aurora build-features (the data directory of {raw_dir})")
     return 0
@@ -82,13 +88,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         print(f"aurora ingest: nothing was written; {raw_dir} is unchanged.", file=sys.stderr)
         return 1
     print(summary.render())
-    if guarded and args.replace:
-        _report_cleared(clear_results(paths))
-    if guarded:
-        _next("aurora build-features (dbt features and the data-quality gate on your data)")
-    else:
-        _next(f"AURORA_DATA_DIR={raw_dir.parent} aurora build-features (the data directory of {raw_dir})")
-    return 0
+    return _raw_written(paths, raw_dir, guarded, args.replace,
+                        "aurora build-features (dbt features and the data-quality gate on your data)")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
