@@ -247,15 +247,16 @@ def train_zoo(data_dir: str | None = None) -> dict[str, Any]:
     frame_files = training_frames_task.with_options(refresh_cache=fresh)(data_dir, features_key)
     families = training.enabled_families(cfg)
     views = [v for v in cfg["views"] if v == "all" or v in frame_files]
-    say(f"[zoo] {len(families)} families x {len(views)} views = {len(families) * len(views)} models")
+    pairs = [(f, v) for v in views for f in families if training.runs_on(cfg, f, v)]
+    say(f"[zoo] {len(families)} families x {len(views)} views = {len(pairs)} models")
     spec_key = token("spec", features_key, repr(sorted(cfg.items(), key=str)))
     from ml.models.horizons import horizon_specs
 
     futures = [
-        train_spec_task.submit(frame_files, family, view, spec_key) for view in views for family in families
+        train_spec_task.submit(frame_files, family, view, spec_key) for family, view in pairs
     ] + [
         train_spec_task.submit(frame_files, family, view, spec_key, horizon)
-        for view in views for family, horizon in horizon_specs(cfg, families)
+        for view in views for family, horizon in horizon_specs(cfg, families) if training.runs_on(cfg, family, view)
     ]
     specs = [f.result() for f in futures]
     return register_task(data_dir, specs, frame_files["labels"])

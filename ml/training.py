@@ -85,7 +85,7 @@ DEFAULTS: dict[str, Any] = {
     "families": {name: {"enabled": True} for name in FAMILIES},
     "horizons": {},  # extra label horizons (ml/models/horizons.py): {h: {label, families}}
 }
-FAMILY_KEYS = {"enabled", "params", "grid", "cadence", "tune_every", "max_train_rows", "max_train_days"}
+FAMILY_KEYS = {"enabled", "params", "grid", "cadence", "tune_every", "max_train_rows", "max_train_days", "views"}
 
 
 class ConfigError(ValueError):
@@ -131,6 +131,8 @@ def load_config(config: str | Path | Mapping | None = None) -> dict[str, Any]:
         unknown = set(fam) - FAMILY_KEYS
         if unknown:
             raise ConfigError(f"family {name}: unknown keys {sorted(unknown)}; allowed {sorted(FAMILY_KEYS)}")
+        if fam.get("views") is not None and not isinstance(fam["views"], list | tuple):
+            raise ConfigError(f"family {name}: views must be a list of view names, got {fam['views']!r}")
         make_model(name, **(fam.get("params") or {}))  # validates parameter names
         grid = fam.get("grid")
         if grid is not None:
@@ -166,11 +168,19 @@ def family_settings(cfg: Mapping, family: str) -> dict[str, Any]:
         "tune_every": int(fam.get("tune_every") or cv["tune_every"]),
         "max_train_rows": fam.get("max_train_rows", cv.get("max_train_rows")),
         "max_train_days": fam.get("max_train_days", cv["max_train_days"]),
+        "views": None if fam.get("views") is None else [str(v) for v in fam["views"]],
     }
 
 
 def enabled_families(cfg: Mapping) -> list[str]:
     return [f for f in cfg["families"] if family_settings(cfg, f)["enabled"]]
+
+
+def runs_on(cfg: Mapping, family: str, view: str) -> bool:
+    """Whether `family` trains on `view`: a family's `views:` list narrows it (costly families, e.g.
+    the neural ones, may run on a few views only); none means every configured view."""
+    views = family_settings(cfg, family)["views"]
+    return views is None or view in views
 
 
 # ================================================================================ frames
@@ -555,20 +565,22 @@ def train_zoo(
         say(f"[zoo] views without data, skipped: {', '.join(skipped)}")
     from ml.models.horizons import horizon_config, horizon_specs, retarget
 
-    total = len(frames) * (len(fams) + len(horizon_specs(cfg, fams)))
-    say(f"[zoo] {len(fams)} families x {len(frames)} views = {len(fams) * len(frames)} models"
-        + (f", + {total - len(fams) * len(frames)} on other label horizons" if total > len(fams) * len(frames) else ""))
+    n_base = sum(runs_on(cfg, f, v) for v in frames for f in fams)
+    total = n_base + sum(runs_on(cfg, f, v) for v in frames for f, _ in horizon_specs(cfg, fams))
+    say(f"[zoo] {len(fams)} families x {len(frames)} views = {n_base} models"
+        + (f", + {total - n_base} on other label horizons" if total > n_base else ""))
     specs: list[SpecResult] = []
     timings: dict[str, float] = {}
     done = 0
     for view, frame in frames.items():
         prep = prepare_view(frame, view, cfg)
         timings[f"prepare:{view}"] = prep.prepare_s
-        runs = [(fam, None, prep, cfg) for fam in fams]
+        runs = [(fam, None, prep, cfg) for fam in fams if runs_on(cfg, fam, view)]
         for h in dict.fromkeys(h for _, h in horizon_specs(cfg, fams)):
             cfg_h = horizon_config(cfg, h)
             prep_h = retarget(prep, cfg_h)  # one per horizon: its families share the per-date moments
-            runs += [(fam, h, prep_h, cfg_h) for fam, hh in horizon_specs(cfg, fams) if hh == h]
+            runs += [(fam, h, prep_h, cfg_h) for fam, hh in horizon_specs(cfg, fams)
+                     if hh == h and runs_on(cfg, fam, view)]
         for fam, h, prep_run, cfg_run in runs:
             res = train_spec(prep_run, fam, cfg_run)
             specs.append(res)

@@ -333,3 +333,13 @@ def test_a_horizons_block_with_unknown_families_or_no_label_is_refused():
         small_config(horizons={1: {"label": "fwd_ret_sn_1d", "families": ["nope"]}})
     with pytest.raises(ConfigError, match="needs a label"):
         small_config(horizons={21: {"families": ["ridge"]}})
+
+
+def test_a_family_with_a_views_list_trains_on_those_views_only(frames):
+    cfg = small_config(views=["price_momentum", "all"])
+    cfg["families"] = {"ridge": {"views": ["all"]}, "lasso": {}}
+    result = train_zoo(frames, cfg, log=None, families=["ridge", "lasso"])
+    assert sorted((s.family, s.view) for s in result.specs) == [
+        ("lasso", "all"), ("lasso", "price_momentum"), ("ridge", "all")]
+    with pytest.raises(ConfigError, match="views must be a list"):
+        load_config({"families": {"ridge": {"views": "all"}}})
