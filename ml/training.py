@@ -45,15 +45,7 @@ from threadpoolctl import threadpool_limits
 
 from ml.cv import WalkForward
 from ml.data.views import feature_views
-from ml.importance import RefitImportance
 from ml.metrics import daily_rank_ic, evaluate_scores
-from ml.models.categories import (
-    CATEGORIES_KEY,
-    attach_categories,
-    category_codes,
-    category_columns,
-    load_categories,
-)
 from ml.paths import DataPaths
 from ml.zoo import (
     DEFAULT_STATE_PATTERN,
@@ -217,7 +209,7 @@ def build_view_frames(frame_by_view: Mapping[str, pd.DataFrame], cfg: Mapping) -
     keys = {"symbol", "date"}
     out: dict[str, pd.DataFrame] = {}
     for view, frame in frame_by_view.items():
-        if view in ("labels", ALL_VIEW, CATEGORIES_KEY):
+        if view in ("labels", ALL_VIEW):
             continue
         frame = _keyed(frame)
         present = [c for c in labels_needed if c in frame.columns]
@@ -243,8 +235,7 @@ def build_view_frames(frame_by_view: Mapping[str, pd.DataFrame], cfg: Mapping) -
             missing = [c for c in labels_needed if c not in frame.columns and c in lf.columns]
             if missing:
                 out[view] = frame.merge(lf[["symbol", "date", *missing]], on=["symbol", "date"], how="left")
-    cats = frame_by_view.get(CATEGORIES_KEY)  # sector / industry by symbol (ml/models/categories.py)
-    return {v: attach_categories(out[v], cats) for v in cfg["views"] if v in out}
+    return {v: out[v] for v in cfg["views"] if v in out}
 
 
 def load_view_frames(paths: DataPaths, views: list[str] | None = None) -> dict[str, pd.DataFrame]:
@@ -256,9 +247,6 @@ def load_view_frames(paths: DataPaths, views: list[str] | None = None) -> dict[s
         path = paths.features / f"{name}.parquet"
         if path.exists():
             out[name] = pd.read_parquet(path)
-    categories = load_categories(paths)  # for the families with `needs_categories`; None without any
-    if categories is not None:
-        out[CATEGORIES_KEY] = categories
     return out
 
 
@@ -296,7 +284,6 @@ class PreparedView:
     bounds: np.ndarray  # rows of calendar position t: bounds[t]:bounds[t+1]
     preprocess: dict[str, Any]
     prepare_s: float = 0.0
-    categories: pd.DataFrame | None = None  # category codes (ml/models/categories.py), same index
     _moments: DateMoments | None = field(default=None, repr=False)
 
     def rows(self, first: int, last: int) -> slice:
@@ -311,10 +298,8 @@ class PreparedView:
             )
         return self._moments
 
-    def design(self, rows, with_state: bool, with_categories: bool = False) -> pd.DataFrame:
+    def design(self, rows, with_state: bool) -> pd.DataFrame:
         X = self.X.iloc[rows]
-        if with_categories and self.categories is not None:
-            X = pd.concat([X, self.categories.iloc[rows]], axis=1)
         return pd.concat([X, self.state.iloc[rows]], axis=1) if with_state else X
 
     @property
@@ -334,9 +319,8 @@ def prepare_view(frame: pd.DataFrame, view: str, cfg: Mapping, features: list[st
     frame = _keyed(frame).sort_values(["date", "symbol"], kind="stable")
     frame = frame.drop_duplicates(["date", "symbol"], keep="last")
     index = pd.MultiIndex.from_arrays([frame["date"].to_numpy(), frame["symbol"].to_numpy()], names=["date", "symbol"])
-    cat_cols = category_columns(frame.columns)
     if features is None:
-        features = [c for c in frame.columns if c not in ("date", "symbol", *labels, *cat_cols)
+        features = [c for c in frame.columns if c not in ("date", "symbol", *labels)
                     and pd.api.types.is_numeric_dtype(frame[c])]
     raw = pd.DataFrame(frame[features].to_numpy(dtype="float64", na_value=np.nan), index=index, columns=features)
     pre = cfg["preprocess"]
@@ -352,7 +336,6 @@ def prepare_view(frame: pd.DataFrame, view: str, cfg: Mapping, features: list[st
         view=view, features=list(features), X=X, state=state, state_columns=state_cols, state_stat=stat,
         y=y, labels=lab, calendar=calendar, codes=codes, bounds=bounds, preprocess=dict(pre),
         prepare_s=time.perf_counter() - started,
-        categories=category_codes(frame[cat_cols].set_axis(index)) if cat_cols else None,
     )
 
 
@@ -375,7 +358,6 @@ class SpecResult:
     elapsed_s: float
     cv: dict[str, Any] = field(default_factory=dict)
     target: dict[str, Any] = field(default_factory=dict)
-    importance: pd.DataFrame | None = None  # ml.importance: one row per (refit, feature); None in old pickles
 
 
 def _daily_rank_ic_mean(codes: np.ndarray, score: np.ndarray, target: np.ndarray, min_names: int = 5) -> float:
@@ -409,7 +391,7 @@ class _SpecRunner:
             from ml.models.sequence import history_design
 
             return model.fit(*history_design(prep, rows, first, last, model.history_days))
-        X = prep.design(rows, self.cls.needs_state, self.cls.needs_categories)
+        X = prep.design(rows, self.cls.needs_state)
         return model.fit(X, pd.Series(prep.y[rows], index=X.index))
 
     def predict(self, model: ZooEstimator, first: int, last: int) -> np.ndarray:
@@ -417,8 +399,7 @@ class _SpecRunner:
             from ml.models.sequence import history_predict
 
             return history_predict(model, self.prep, first, last)
-        return model.predict(self.prep.design(self.prep.rows(first, last), self.cls.needs_state,
-                                              self.cls.needs_categories))
+        return model.predict(self.prep.design(self.prep.rows(first, last), self.cls.needs_state))
 
     def tune(self, wf: WalkForward, first: int, last: int, base: dict, grid: dict, val_fraction: float):
         """Best grid point by mean daily rank IC on the purged validation tail of [first, last]."""
@@ -477,7 +458,6 @@ def _train_spec(prep: PreparedView, family: str, cfg: Mapping, log, fit_final: b
         first_test_date=cv.get("first_test_date"),
     )
     runner = _SpecRunner(prep, family, settings, seed)
-    importance = RefitImportance(prep, family, cfg, seed)  # per refit, on its training window's tail
     last_labeled = prep.last_labeled_pos
     model_id = spec_model_id(family, prep.view, cfg, prep.features,
                              prep.calendar[last_labeled] if last_labeled >= 0 else None)
@@ -499,7 +479,6 @@ def _train_spec(prep: PreparedView, family: str, cfg: Mapping, log, fit_final: b
             "params": json.dumps(chosen, sort_keys=True, default=str), "tuned": tuned,
             "val_scores": json.dumps(val_scores), "fit_s": time.perf_counter() - t0,
         })
-        fold_rows[-1]["importance_s"] = importance.record(k, model, a, b, s)
     folds = pd.DataFrame(fold_rows)
     if fold_rows:
         first_test = int(np.searchsorted(prep.calendar, np.datetime64(folds["test_start"].iloc[0])))
@@ -534,7 +513,7 @@ def _train_spec(prep: PreparedView, family: str, cfg: Mapping, log, fit_final: b
         predictions=predictions, folds=folds, final_model=final_model, train_start=train_start,
         train_end=train_end, metrics=metrics, settings=settings, seed=seed, elapsed_s=elapsed,
         cv={**dict(cv), "cadence": settings["cadence"], "max_train_days": settings["max_train_days"]},
-        target=dict(cfg["target"]), importance=importance.frame(model_id, prep.view),
+        target=dict(cfg["target"]),
     )
     if log:
         log(f"{family} x {prep.view}: {len(folds)} folds, OOS rank IC {metrics.get('rank_ic', float('nan')):.4f}"
