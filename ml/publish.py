@@ -89,6 +89,11 @@ def live_scores(paths: DataPaths, vectors: pd.DataFrame, weights: dict[str, floa
     scores = {}
     for model_id in sorted(weights):
         model = registry.load_model(paths, model_id)  # refuses an artifact whose sha256 changed
+        if getattr(model.estimator_, "needs_history", False):  # sequence families: + the trailing dates
+            from ml.models.sequence import history_scores
+
+            scores[model_id] = history_scores(paths, model, X)
+            continue
         scores[model_id] = np.asarray(model.predict(X), dtype="float64")
     panel = pd.DataFrame(scores, index=X.index)
     panel = panel.loc[:, panel.std() > 0]

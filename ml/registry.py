@@ -252,7 +252,7 @@ def _load_estimator(path: Path, fmt: str, family: str, params: dict, features: l
         return _MomentsLinear.load(path)
     if fmt in ("lightgbm-text", "xgboost-json"):
         return cls.load_native(path, params, features)
-    if fmt == "joblib":
+    if fmt in ("joblib", "npz"):  # npz: the family's own arrays (e.g. ml/models/sequence.py)
         return cls.load(path)
     raise RegistryError(f"unknown artifact format {fmt!r}")
 
