@@ -269,20 +269,22 @@ class SequenceModel(ZooEstimator):
 # ================================================================================ serving
 def history_scores(paths: DataPaths, model: Any, X_today: pd.DataFrame) -> np.ndarray:
     """Serve a sequence model: `X_today` (one date's raw vectors, index (date, symbol)) preceded by the
-    previous `history_days` trading dates' point-in-time rows from the Feast offline store, normalized
+    previous `history_days` trading dates' point-in-time rows from the Feast offline store (every name
+    priced on those dates, so each date's cross-sectional normalization matches the batch), normalized
     per date by `model` (a CrossSectionalModel), scored; returns the scores of `X_today`'s rows."""
     from ml import feature_store
 
     X_today = as_panel(X_today)
     days = int(model.estimator_.history_days)
     today = pd.Timestamp(X_today.index.get_level_values("date").max())
-    prices = pd.read_parquet(paths.raw_table("prices"), columns=["date"])
-    calendar = np.sort(pd.to_datetime(prices["date"]).unique())
+    prices = pd.read_parquet(paths.raw_table("prices"), columns=["date", "symbol"])
+    prices["date"] = pd.to_datetime(prices["date"])
+    calendar = np.sort(prices["date"].unique())
     past = calendar[calendar < np.datetime64(today)][-days:] if days else calendar[:0]
-    symbols = X_today.index.get_level_values("symbol").astype(str).unique()
     feats = list(model.features_)
-    if len(past):
-        entity = pd.DataFrame({"symbol": np.tile(symbols, len(past)), "date": np.repeat(past, len(symbols))})
+    if len(past):  # every name priced those dates: the same cross-sections the batch normalized
+        entity = prices.loc[prices["date"].isin(past), ["symbol", "date"]].astype({"symbol": str})
+        entity = entity.sort_values(["date", "symbol"]).reset_index(drop=True)
         views = sorted({str(c).split("__", 1)[0] for c in feats})
         hist = feature_store.training_frame(paths, entity, views=views, with_labels=False)
         hist = hist.assign(date=pd.to_datetime(hist["date"])).set_index(["date", "symbol"])
