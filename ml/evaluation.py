@@ -40,10 +40,12 @@ from ml.policy_stage import (  # the policy side, re-exported
     run_policy,  # noqa: F401
     run_policy_stage,
 )
+from ml.probability import ProbabilityCalibrator, probability_from_config, probability_metrics, up_outcome
 
 Log = Callable[[str], None]
 SCHEMA = "ml"
-SIGNAL_COLUMNS = ["date", "symbol", "expected_return", "lower", "upper", "uncertainty", "ensemble_version"]
+SIGNAL_COLUMNS = ["date", "symbol", "expected_return", "lower", "upper", "uncertainty", "ensemble_version",
+                  "prob_up"]
 # what `best_single_model` says in the report: the single model a forecaster could have picked at each date
 BEST_SINGLE_WALK_FORWARD = "walk-forward pick: best trailing ICIR known at each date"
 
@@ -63,14 +65,27 @@ def score_metrics(score: pd.Series, label: pd.Series, horizon: int = 5) -> dict[
 
 
 def calibrate(result: ens.EnsembleResult, label: pd.Series, market: MarketPanel, calibrator: Calibrator,
-              ) -> pd.DataFrame:
-    """`ml.signals` rows (date, symbol, expected_return, lower, upper, uncertainty, ensemble_version)
-    from an ensemble: walk-forward calibration, intervals scaled by each name's trailing volatility."""
+              probs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """`ml.signals` rows (date, symbol, expected_return, lower, upper, uncertainty, ensemble_version,
+    prob_up) from an ensemble: walk-forward calibration, intervals scaled by each name's trailing
+    volatility; `probs`: `prob_up_frame` of the same ensemble (computed here when None)."""
     out = calibrator.fit_predict(result.score, label, horizon_scale(market, calibrator.horizon),
                                  result.dispersion)
+    if probs is None:
+        probs = prob_up_frame(result, label, calibrator, ProbabilityCalibrator(
+            horizon=calibrator.horizon, refit=calibrator.refit, min_train_days=calibrator.min_train_days,
+            window=calibrator.window))
+    out["prob_up"] = probs["prob_up"].reindex(out.index)
     out = out.drop(columns=["x"]).reset_index()
     out["ensemble_version"] = result.version
     return out[SIGNAL_COLUMNS]
+
+
+def prob_up_frame(result: ens.EnsembleResult, label: pd.Series, calibrator: Calibrator,
+                  probability: ProbabilityCalibrator) -> pd.DataFrame:
+    """Walk-forward P(label > 0) of an ensemble (`ml.probability`), on the score as the expected-return
+    calibration transforms it."""
+    return probability.fit_predict(calibrator.transform_score(result.score.sort_index()), up_outcome(label))
 
 
 def signal_metrics(signals: pd.DataFrame, label: pd.Series) -> dict[str, float]:
@@ -131,15 +146,20 @@ def ensemble_and_calibrate(
         f"{time.perf_counter() - started:.1f}s")
     chosen = ensemble_cfg["method"]
     calibrator = calibrator_from_config(ensemble_cfg)
+    probability = probability_from_config(ensemble_cfg)
     signals, rows = {}, []
     for method, result in results.items():
         t0 = time.perf_counter()
-        signals[method] = calibrate(result, label, market, calibrator)
+        probs = prob_up_frame(result, label, calibrator, probability)
+        signals[method] = calibrate(result, label, market, calibrator, probs)
+        judged = probs.reindex(signals[method].set_index(["date", "symbol"]).index).dropna(subset=["prob_up"])
         row = {"name": method, "kind": "ensemble", "chosen": method == chosen, "version": result.version,
-               **score_metrics(result.score, label, horizon), **signal_metrics(signals[method], label)}
+               **score_metrics(result.score, label, horizon), **signal_metrics(signals[method], label),
+               **probability_metrics(judged, up_outcome(label))}
         rows.append(row)
         log(f"[ensemble] {method:<12} rank IC {row['rank_ic']:+.4f}  ICIR {row['icir']:.3f}  coverage "
-            f"{row['coverage_80']:.3f}  cal.err {row['calibration_error']:.3f}  ({time.perf_counter() - t0:.1f}s)")
+            f"{row['coverage_80']:.3f}  cal.err {row['calibration_error']:.3f}  Brier {row['brier_score']:.4f} "
+            f"(skill {row['brier_skill']:+.4f}, {row['prob_method']})  ({time.perf_counter() - t0:.1f}s)")
     single_ic = ens.daily_rank_ic(panel, label).mean()  # every model at once; full metrics for the best only
     best = str(single_ic.fillna(-np.inf).idxmax())
     best_metrics = score_metrics(panel[best].dropna(), label, horizon)
@@ -360,6 +380,7 @@ def run_ensemble_stage(paths: DataPaths, log: Log = print, ensemble_config=None)
     report = {
         "oos_rank_ic": float(row["rank_ic"]), "oos_ic": float(row["ic"]), "icir": float(row["icir"]),
         "coverage_80": float(row["coverage_80"]), "calibration_error": float(row["calibration_error"]),
+        "brier_score": float(row["brier_score"]), "brier_skill": float(row["brier_skill"]),
         "ensemble_method": chosen, "ensemble_version": step.ensembles[chosen].version,
         "ensemble_label": label_source,
         "ensemble_rank_ic": {name: float(r["rank_ic"]) for name, r in table[table["kind"] == "ensemble"].iterrows()},

@@ -5,7 +5,7 @@ out-of-sample history from the offline frames. This stage re-scores the latest d
 would: latest feature vectors from Feast's online store, every model usable today (point-in-time
 lifecycle status) loaded from the registry after its sha256 check, scores standardized per model and
 combined with the batch ensemble's latest weights (`ml.ensemble_weights`: the configured method, e.g.
-the stacked meta-model, promotions applied), mapped onto expected returns and intervals by rank
+the stacked meta-model, promotions applied), mapped onto expected returns, intervals and prob_up by rank
 through the calibrated distribution of the latest batch day, and run through the same cost-aware
 policy on top of the batch history (yesterday's book). The rows for that day in `ml.signals` and
 `ml.positions` are replaced in one transaction; everything else is left as it was.
@@ -82,10 +82,12 @@ def live_scores(paths: DataPaths, vectors: pd.DataFrame, weights: dict[str, floa
     the batch ensemble does it, then combined with `weights` (`ml.ensemble.combine`)."""
     from ml import ensemble as ens
     from ml import registry
+    from ml.models.categories import attach_categories, load_categories
 
     std = standardize or {}
     clip, method = float(std.get("clip", 3.0)), std.get("method", "zscore")
-    X = vectors.set_index(["date", "symbol"])
+    # sector / industry for the families that take them (`needs_categories`), as in training
+    X = attach_categories(vectors.set_index(["date", "symbol"]), load_categories(paths))
     scores = {}
     for model_id in sorted(weights):
         model = registry.load_model(paths, model_id)  # refuses an artifact whose sha256 changed
@@ -150,7 +152,8 @@ def run_publish_stage(paths: DataPaths, log: Log = print) -> dict[str, Any]:
         old_positions = con.execute("select * from ml.positions").df()
     history["date"] = pd.to_datetime(history["date"])
     reference = history[history["date"] == history["date"].max()]
-    columns = ["expected_return", "lower", "upper", "uncertainty"]
+    # prob_up is monotone in the same score as expected_return, so it maps by rank too
+    columns = [c for c in ("expected_return", "lower", "upper", "uncertainty", "prob_up") if c in history.columns]
     live = map_by_rank(score, reference, columns)
     live.insert(0, "date", today)
     live["ensemble_version"] = "live:" + str(reference["ensemble_version"].iloc[0])

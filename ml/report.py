@@ -28,6 +28,8 @@ REPORT_KEYS = (
     "cost_retention",
     "coverage_80",
     "calibration_error",
+    "brier_score",  # prob_up (ml/probability.py): Brier score of P(beats its sector), chosen ensemble
+    "brier_skill",  # ... and its skill against the base rate known at the time (0: no better)
     "n_model_families",
     "n_feature_views",
     "n_models_active",
@@ -149,6 +151,8 @@ _UNITS = {
     "cost_retention": lambda v: f"{v:.1%} of the gross return kept after costs",
     "coverage_80": lambda v: f"{v:.1%} of realized returns inside the 80% interval",
     "calibration_error": lambda v: f"{v:.4f} (share of the realized top-minus-bottom decile spread)",
+    "brier_score": lambda v: f"{v:.4f} (prob_up against 'beats its sector'; a coin flip scores 0.25)",
+    "brier_skill": lambda v: f"{v:+.4f} (1 - Brier / Brier of the base rate known at the time)",
 }
 _UNITS_LINE = ("  units: ICs are daily cross-sectional correlations of scores with forward returns; expected returns "
                "(ml.signals, the app's Signals page) are in bps over the ensemble's horizon (config/ensemble.yaml "
