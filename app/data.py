@@ -697,5 +697,6 @@ def securities(paths: DataPaths | None = None) -> pd.DataFrame | None:
     return frame[keep]
 
 
-# the feature research queries register themselves in QUERIES (kept in their own module for size)
+# the feature research and prob_up queries register themselves in QUERIES (kept in their own modules for size)
+from app import probability_queries as _probability_queries  # noqa: E402, F401
 from app import research_queries as _research_queries  # noqa: E402, F401

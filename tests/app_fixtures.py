@@ -152,6 +152,8 @@ def write_ml_tables(paths: DataPaths, seed: int = 0, oos_fraction: float = 0.55)
     signals["upper"] = _long(er.add(half, axis=0), "x")["x"].to_numpy()
     signals["uncertainty"] = _long(ens.abs().mul(0.0) .add(0.3 * sd_bps, axis=0), "x")["x"].to_numpy()
     signals["ensemble_version"] = "stacked-demo01"
+    # prob_up (ml/probability.py): a logistic in the ensemble z, as Platt scaling would fit it
+    signals["prob_up"] = _long(1.0 / (1.0 + np.exp(-2.0 * max(ens_ic, 0.02) * ens)), "x")["x"].to_numpy()
     signals = signals.dropna(subset=["expected_return"])
 
     # -- positions and backtest: top/bottom quintile, partial rebalancing
@@ -202,7 +204,8 @@ def write_ml_tables(paths: DataPaths, seed: int = 0, oos_fraction: float = 0.55)
     comparison = pd.DataFrame([
         {"name": "equal", "kind": "ensemble", "chosen": False, "rank_ic": ens_ic * 0.9, "sharpe_net": 1.1},
         {"name": "ic_weighted", "kind": "ensemble", "chosen": False, "rank_ic": ens_ic * 0.95, "sharpe_net": 1.3},
-        {"name": "stacked", "kind": "ensemble", "chosen": True, "rank_ic": ens_ic, "sharpe_net": 1.6},
+        {"name": "stacked", "kind": "ensemble", "chosen": True, "rank_ic": ens_ic, "sharpe_net": 1.6,
+         "brier_score": 0.2485, "brier_skill": 0.006},
         {"name": "naive_decile", "kind": "naive_policy", "chosen": False, "rank_ic": np.nan, "sharpe_net": 0.4},
         {"name": hindsight["model_id"], "kind": "best_single_hindsight", "chosen": False,
          "rank_ic": hindsight_ic, "sharpe_net": np.nan},

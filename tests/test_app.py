@@ -137,6 +137,12 @@ def test_calibration(demo_dir, monkeypatch):
     assert m["Signal rows"] != "—" and m["This page"].endswith("%")
     assert {"Reliability diagram", "Interval coverage (80% intervals)"} <= {s.value for s in at.subheader}
     assert not infos(at)
+    # prob_up: the reliability curve's table (deciles of predicted probability with counts) and the Brier score
+    prob = at.dataframe[1].value
+    assert list(prob.columns) == ["bin", "n", "predicted", "observed"] and list(prob["bin"]) == list(range(1, 11))
+    assert prob["predicted"].between(0, 1).all() and prob["predicted"].is_monotonic_increasing
+    assert prob["observed"].iloc[-1] > prob["observed"].iloc[0]  # the demo signal is real
+    assert 0 < float(m["Brier score"]) < 0.25 and m["Brier skill"] == "+0.0060"
 
 
 def test_backtest(demo_dir, monkeypatch):

@@ -1,5 +1,6 @@
-"""Calibration: reliability diagram (expected-return decile: mean predicted vs mean realized) and the
-coverage of the 80% prediction intervals, from `ml.signals` joined with `features/labels.parquet`."""
+"""Calibration: reliability diagram (expected-return decile: mean predicted vs mean realized), the
+coverage of the 80% prediction intervals and the reliability curve and Brier score of `prob_up` (the
+probability of beating the sector), from `ml.signals` joined with `features/labels.parquet`."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ st.caption("Do the expected returns mean what they say? Signals against the real
            "they predict (5 days, sector-neutral).")
 
 paths = data.data_paths()
-read = data.read(["signals_summary", "reliability", "coverage_monthly"], paths)
+read = data.read(["signals_summary", "reliability", "coverage_monthly", "prob_reliability", "ensemble_comparison"],
+                 paths)
 ui.read_notice(read)
 summary = read.get("signals_summary")
 report, _ = data.load_report(paths)
@@ -123,3 +125,57 @@ else:
     st.caption("Monthly share of realized returns inside the 80% interval; shaded: the target band "
                "[75%, 85%].")
     st.markdown(f"Mean interval width: **{float(np.average(cov['mean_width'], weights=cov['n'])):,.1f} {unit}**")
+
+# ------------------------------------------------------------------------------------------ prob_up
+st.subheader("Probability of beating the sector (prob_up)")
+prob = read.get("prob_reliability")
+if prob is None or prob.empty:
+    ui.not_available("`prob_up` in `ml.signals`", "run `aurora backtest` (the ensemble_calibrate stage)")
+else:
+    prob = prob.assign(bin=prob["bin"].astype(int))
+    n_all = float(prob["n"].sum())
+    brier = float(prob["sse"].sum() / n_all)
+    base = float((prob["observed"] * prob["n"]).sum() / n_all)
+    comparison = read.get("ensemble_comparison")
+    skill = None
+    if comparison is not None and {"brier_skill", "chosen"} <= set(comparison.columns):
+        chosen = comparison[comparison["chosen"].astype(bool)]
+        skill = float(chosen["brier_skill"].iloc[0]) if len(chosen) else None
+    if skill is None:  # a warehouse from before the comparison carried it: the saved report's
+        skill = report.get("brier_skill")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Brier score", f"{brier:.4f}", help=f"mean (prob_up − up)² over {int(n_all):,} signals vs `{label}`")
+    c2.metric("Brier skill", "—" if skill is None or pd.isna(skill) else f"{skill:+.4f}",
+              help="1 − Brier / Brier of the base rate known at each date (ml.ensemble_comparison, chosen "
+                   "ensemble): above 0 beats the base rate, 0 is no better")
+    c3.metric("Share of ups", f"{base:.1%}")
+    c4.metric("Brier of the share (hindsight)", f"{base * (1 - base):.4f}",
+              help="p(1 − p): a constant forecast at the observed share, known only afterwards")
+    lo, hi = float(min(prob["predicted"].min(), prob["observed"].min())), float(
+        max(prob["predicted"].max(), prob["observed"].max()))
+    pad = 0.05 * (hi - lo or 0.1)
+    dom = [max(0.0, lo - pad), min(1.0, hi + pad)]
+    diag = pd.DataFrame({"x": dom, "y": dom})
+    base_chart = alt.Chart(prob).encode(
+        x=alt.X("predicted:Q", title="mean predicted prob_up", scale=alt.Scale(domain=dom), axis=alt.Axis(format="%")),
+        y=alt.Y("observed:Q", title="observed share beating the sector", scale=alt.Scale(domain=dom),
+                axis=alt.Axis(format="%")),
+        tooltip=["bin", alt.Tooltip("n:Q", format=","), alt.Tooltip("predicted:Q", format=".1%"),
+                 alt.Tooltip("observed:Q", format=".1%")],
+    )
+    chart = (
+        alt.Chart(diag).mark_line(strokeDash=[4, 4], color="gray").encode(x="x:Q", y="y:Q")
+        + base_chart.mark_line(color="#2ca02c")
+        + base_chart.mark_circle(color="#2ca02c").encode(size=alt.Size("n:Q", title="signals", legend=None))
+    ).properties(height=380)
+    left, right = st.columns([3, 2])
+    with left:
+        ui.show_chart(chart)
+        st.caption("Reliability curve: signals binned by prob_up (deciles pooled over dates; dot size: count). "
+                   "On the dashed diagonal a 60% means 60% of those names beat their sector over the horizon "
+                   "(the label relative to the day's mean, as the pipeline calibrates it).")
+    with right:
+        ui.table(prob[["bin", "n", "predicted", "observed"]],
+                 column_config={"n": st.column_config.NumberColumn(format="%d"),
+                                "predicted": st.column_config.NumberColumn(format="%.3f"),
+                                "observed": st.column_config.NumberColumn(format="%.3f")})
