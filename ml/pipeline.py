@@ -62,11 +62,15 @@ def load_training_frames(paths: DataPaths, log: Log = print) -> dict:
     without the columns the quality gate quarantined (`quality.quarantine`)."""
     from ml import feature_store, training
     from ml.data import quarantine
+    from ml.models.categories import CATEGORIES_KEY, load_categories
 
     started = time.perf_counter()
     log("training frame from the Feast offline store (get_historical_features, point-in-time)")
     wide = feature_store.training_frame(paths, feature_store.entity_frame(paths), with_labels=True, log=log)
     frames = quarantine.drop_from_frames(training.frames_from_wide(wide), paths, log=log)
+    categories = load_categories(paths)  # sector / industry for `needs_categories` families
+    if categories is not None:
+        frames[CATEGORIES_KEY] = categories
     log(f"training frame ready in {time.perf_counter() - started:.1f}s: views {', '.join(sorted(frames))}")
     return frames
 

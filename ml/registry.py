@@ -250,7 +250,7 @@ def _load_estimator(path: Path, fmt: str, family: str, params: dict, features: l
     cls = FAMILIES[family]
     if fmt == "json":
         return _MomentsLinear.load(path)
-    if fmt in ("lightgbm-text", "xgboost-json"):
+    if fmt in ("lightgbm-text", "xgboost-json", "catboost-cbm"):
         return cls.load_native(path, params, features)
     if fmt in ("joblib", "npz"):  # npz: the family's own arrays (e.g. ml/models/sequence.py)
         return cls.load(path)

@@ -46,6 +46,13 @@ from threadpoolctl import threadpool_limits
 from ml.cv import WalkForward
 from ml.data.views import feature_views
 from ml.metrics import daily_rank_ic, evaluate_scores
+from ml.models.categories import (
+    CATEGORIES_KEY,
+    attach_categories,
+    category_codes,
+    category_columns,
+    load_categories,
+)
 from ml.paths import DataPaths
 from ml.zoo import (
     DEFAULT_STATE_PATTERN,
@@ -209,7 +216,7 @@ def build_view_frames(frame_by_view: Mapping[str, pd.DataFrame], cfg: Mapping) -
     keys = {"symbol", "date"}
     out: dict[str, pd.DataFrame] = {}
     for view, frame in frame_by_view.items():
-        if view in ("labels", ALL_VIEW):
+        if view in ("labels", ALL_VIEW, CATEGORIES_KEY):
             continue
         frame = _keyed(frame)
         present = [c for c in labels_needed if c in frame.columns]
@@ -235,7 +242,8 @@ def build_view_frames(frame_by_view: Mapping[str, pd.DataFrame], cfg: Mapping) -
             missing = [c for c in labels_needed if c not in frame.columns and c in lf.columns]
             if missing:
                 out[view] = frame.merge(lf[["symbol", "date", *missing]], on=["symbol", "date"], how="left")
-    return {v: out[v] for v in cfg["views"] if v in out}
+    cats = frame_by_view.get(CATEGORIES_KEY)  # sector / industry by symbol (ml/models/categories.py)
+    return {v: attach_categories(out[v], cats) for v in cfg["views"] if v in out}
 
 
 def load_view_frames(paths: DataPaths, views: list[str] | None = None) -> dict[str, pd.DataFrame]:
@@ -247,6 +255,9 @@ def load_view_frames(paths: DataPaths, views: list[str] | None = None) -> dict[s
         path = paths.features / f"{name}.parquet"
         if path.exists():
             out[name] = pd.read_parquet(path)
+    categories = load_categories(paths)  # for the families with `needs_categories`; None without any
+    if categories is not None:
+        out[CATEGORIES_KEY] = categories
     return out
 
 
@@ -284,6 +295,7 @@ class PreparedView:
     bounds: np.ndarray  # rows of calendar position t: bounds[t]:bounds[t+1]
     preprocess: dict[str, Any]
     prepare_s: float = 0.0
+    categories: pd.DataFrame | None = None  # category codes (ml/models/categories.py), same index
     _moments: DateMoments | None = field(default=None, repr=False)
 
     def rows(self, first: int, last: int) -> slice:
@@ -298,8 +310,10 @@ class PreparedView:
             )
         return self._moments
 
-    def design(self, rows, with_state: bool) -> pd.DataFrame:
+    def design(self, rows, with_state: bool, with_categories: bool = False) -> pd.DataFrame:
         X = self.X.iloc[rows]
+        if with_categories and self.categories is not None:
+            X = pd.concat([X, self.categories.iloc[rows]], axis=1)
         return pd.concat([X, self.state.iloc[rows]], axis=1) if with_state else X
 
     @property
@@ -319,8 +333,9 @@ def prepare_view(frame: pd.DataFrame, view: str, cfg: Mapping, features: list[st
     frame = _keyed(frame).sort_values(["date", "symbol"], kind="stable")
     frame = frame.drop_duplicates(["date", "symbol"], keep="last")
     index = pd.MultiIndex.from_arrays([frame["date"].to_numpy(), frame["symbol"].to_numpy()], names=["date", "symbol"])
+    cat_cols = category_columns(frame.columns)
     if features is None:
-        features = [c for c in frame.columns if c not in ("date", "symbol", *labels)
+        features = [c for c in frame.columns if c not in ("date", "symbol", *labels, *cat_cols)
                     and pd.api.types.is_numeric_dtype(frame[c])]
     raw = pd.DataFrame(frame[features].to_numpy(dtype="float64", na_value=np.nan), index=index, columns=features)
     pre = cfg["preprocess"]
@@ -336,6 +351,7 @@ def prepare_view(frame: pd.DataFrame, view: str, cfg: Mapping, features: list[st
         view=view, features=list(features), X=X, state=state, state_columns=state_cols, state_stat=stat,
         y=y, labels=lab, calendar=calendar, codes=codes, bounds=bounds, preprocess=dict(pre),
         prepare_s=time.perf_counter() - started,
+        categories=category_codes(frame[cat_cols].set_axis(index)) if cat_cols else None,
     )
 
 
@@ -391,7 +407,7 @@ class _SpecRunner:
             from ml.models.sequence import history_design
 
             return model.fit(*history_design(prep, rows, first, last, model.history_days))
-        X = prep.design(rows, self.cls.needs_state)
+        X = prep.design(rows, self.cls.needs_state, self.cls.needs_categories)
         return model.fit(X, pd.Series(prep.y[rows], index=X.index))
 
     def predict(self, model: ZooEstimator, first: int, last: int) -> np.ndarray:
@@ -399,7 +415,8 @@ class _SpecRunner:
             from ml.models.sequence import history_predict
 
             return history_predict(model, self.prep, first, last)
-        return model.predict(self.prep.design(self.prep.rows(first, last), self.cls.needs_state))
+        return model.predict(self.prep.design(self.prep.rows(first, last), self.cls.needs_state,
+                                              self.cls.needs_categories))
 
     def tune(self, wf: WalkForward, first: int, last: int, base: dict, grid: dict, val_fraction: float):
         """Best grid point by mean daily rank IC on the purged validation tail of [first, last]."""

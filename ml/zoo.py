@@ -32,6 +32,14 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
+from ml.models.backed import (  # noqa: F401 - re-exported
+    BIN_SAMPLE_ROWS,
+    ET_MAX_COLUMNS,
+    GBM_MAX_COLUMNS,
+    _SklearnBacked,
+    capped_column_fraction,
+    capped_max_features,
+)
 from ml.models.base import (  # noqa: F401 - re-exported: ml.zoo stays the public entry point
     DEFAULT_STATE_PATTERN,
     STATE_PREFIX,
@@ -48,6 +56,9 @@ from ml.models.base import (  # noqa: F401 - re-exported: ml.zoo stays the publi
     market_state,
     state_source_columns,
 )
+from ml.models.catboost_model import CatBoostModel
+from ml.models.categories import category_columns, category_design
+from ml.models.forest import RandomForestModel
 from ml.models.screened import ScreenedRidgeModel
 from ml.models.sequence import SequenceModel
 
@@ -286,83 +297,6 @@ class RegimeRidgeModel(_MomentsLinear):
 
 
 # ================================================================================ non-linear families
-# -------------------------------------------------------------------------------- column cap
-# Wide views (e.g. `all`, 126 features) made the tree families' cost grow with the view width: an
-# extra-trees split draws a threshold for every candidate column, LightGBM builds histograms for
-# every column a tree samples (XGBoost builds them for all, and searches splits on the sampled ones).
-# `max_columns` caps how many columns each boosted tree (colsample_bytree) or each extra-trees split
-# (max_features) sees, so the cost follows the cap instead of the width, while views narrow enough
-# (fraction x width <= cap) keep exactly their fraction. This is the usual practice for wide data:
-# random forests draw ~p/3 (regression) or sqrt(p) columns per split, boosting samples columns per
-# tree; over a 100-tree ensemble every column is still seen about trees x cap / width times (25 for
-# 126 columns), and a smaller share decorrelates trees grown on many weak, mutually correlated
-# features. The caps sit just above what the single views draw (0.8 x 39 = 31 columns per tree,
-# 0.3 x 39 = 11 per split for the widest, 39 features), so only views wider than about 40 (boosters)
-# or 53 (extra trees) features change; 16 per split on 126 columns lies between sqrt(p) = 11 and
-# p/3 = 42. None disables the cap. BENCHMARKS.md, "Tree families on wide views (column cap)".
-GBM_MAX_COLUMNS = 32  # lightgbm / xgboost: columns per tree
-BIN_SAMPLE_ROWS = 20_000  # lightgbm / xgboost: rows sampled to find the histogram bin edges
-ET_MAX_COLUMNS = 16  # extra_trees: candidate columns per split
-
-
-def capped_column_fraction(fraction: float, n_features: int, max_columns: int | None) -> float:
-    """Per-tree column fraction seeing at most `max_columns` of `n_features` columns: `fraction`
-    itself when `fraction * n_features <= max_columns` (narrow views unchanged), else about
-    `max_columns / n_features` (nudged up by 1e-6 columns so that both LightGBM's rounding and
-    XGBoost's truncation draw exactly `max_columns`)."""
-    if max_columns is None or n_features <= 0 or fraction * n_features <= max_columns:
-        return fraction
-    return min(fraction, (int(max_columns) + 1e-6) / n_features)
-
-
-def capped_max_features(max_features: float | int | str | None, n_features: int,
-                        max_columns: int | None) -> float | int | str | None:
-    """sklearn `max_features` (float fraction, int count, "sqrt", "log2" or None = all) capped at
-    `max_columns` candidate columns per split; returned unchanged when it draws no more than that."""
-    if max_columns is None or n_features <= 0:
-        return max_features
-    if max_features is None:
-        count = n_features
-    elif isinstance(max_features, str):
-        count = max(1, int(np.sqrt(n_features) if max_features == "sqrt" else np.log2(n_features)))
-    elif isinstance(max_features, (int, np.integer)) and not isinstance(max_features, bool):
-        count = int(max_features)
-    else:
-        count = max(1, int(float(max_features) * n_features))  # sklearn's own rounding
-    return max_features if count <= max_columns else max(1, int(max_columns))
-
-
-class _SklearnBacked(ZooEstimator):
-    """Families wrapping a library regressor fitted on the feature matrix (rows with NaN y dropped)."""
-
-    def _make(self, n_features: int):  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def fit(self, X: pd.DataFrame, y: pd.Series):
-        X = as_panel(X)
-        feats = self._feature_columns(X)
-        yv = np.asarray(y.reindex(X.index) if isinstance(y, pd.Series) else y, dtype="float64")
-        ok = np.isfinite(yv)
-        frame = X if len(feats) == X.shape[1] else X[feats]  # no column copy when nothing is excluded
-        values = frame.to_numpy(dtype="float32", na_value=0.0)
-        if not ok.all():
-            values = values[ok]
-        self.feature_names_in_ = np.asarray(feats, dtype=object)
-        self.n_features_in_ = len(feats)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.model_ = self._fit_model(values, yv[ok])
-        return self
-
-    def _fit_model(self, values: np.ndarray, y: np.ndarray):
-        """The fitted library regressor (families override to build their training data differently)."""
-        return self._make(values.shape[1]).fit(values, y)
-
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        values = self._check_features(X).astype("float32")
-        return np.asarray(self.model_.predict(values), dtype="float64")
-
-
 class ExtraTreesModel(_SklearnBacked):
     """Extremely randomized trees (sklearn), large leaves for noisy targets. Stored with joblib.
 
@@ -558,7 +492,7 @@ class MLPModel(_SklearnBacked):
 FAMILIES: dict[str, type[ZooEstimator]] = {
     cls.family: cls
     for cls in (RidgeModel, LassoModel, ElasticNetModel, BayesianRidgeModel, FamaMacBethModel, RegimeRidgeModel,
-                ScreenedRidgeModel, ExtraTreesModel, LightGBMModel, XGBoostModel, MLPModel,
+                ScreenedRidgeModel, ExtraTreesModel, LightGBMModel, XGBoostModel, MLPModel, RandomForestModel, CatBoostModel,
                 SequenceModel)
 }
 FAMILY_CLASSES: dict[str, type[ZooEstimator]] = {cls.__name__: cls for cls in FAMILIES.values()}
@@ -605,12 +539,16 @@ class CrossSectionalModel(RegressorMixin, BaseEstimator):
         Xp = cross_sectional_normalize(X_raw[feats], self.preprocess, self.clip)
         if self.state_columns_:
             Xp = pd.concat([Xp, market_state(X_raw, self.state_columns_, self.state_stat_)], axis=1)
+        if getattr(self, "category_columns_", None):  # `needs_categories`: codes of the raw rows' labels
+            Xp = pd.concat([Xp, category_design(X_raw, self.category_columns_)], axis=1)
         return Xp
 
     def _set_layout(self, X_raw: pd.DataFrame, estimator: ZooEstimator) -> None:
         self.features_ = list(self.features) if self.features is not None else [
-            c for c in X_raw.columns if c not in ("date", "symbol")
+            c for c in X_raw.columns if c not in ("date", "symbol", *category_columns(X_raw.columns))
         ]
+        needs_categories = getattr(estimator, "needs_categories", False)
+        self.category_columns_ = category_columns(X_raw.columns) if needs_categories else []
         if getattr(estimator, "needs_state", False):
             self.state_columns_, self.state_stat_ = state_source_columns(self.features_, self.state_pattern)
         else:
@@ -636,6 +574,7 @@ class CrossSectionalModel(RegressorMixin, BaseEstimator):
             state_columns, state_stat = state_source_columns(features, state_pattern)
         model.state_columns_ = list(state_columns or [])
         model.state_stat_ = state_stat
+        model.category_columns_ = list(getattr(estimator, "category_columns_", []))  # what it was fitted with
         model.estimator_ = estimator
         return model
 
@@ -646,4 +585,5 @@ class CrossSectionalModel(RegressorMixin, BaseEstimator):
         """What serving needs besides the estimator artifact (stored in the registry's model.yaml)."""
         return {"features": list(self.features_), "preprocess": self.preprocess, "clip": float(self.clip),
                 "state_pattern": self.state_pattern, "state_columns": list(self.state_columns_),
+                "category_columns": list(getattr(self, "category_columns_", [])),
                 "state_stat": self.state_stat_}

@@ -17,6 +17,7 @@ from scipy.special import ndtri
 from sklearn.base import BaseEstimator, RegressorMixin
 
 STATE_PREFIX = "__state__"
+CATEGORY_PREFIX = "__cat__"  # string columns (sector, industry) for families with `needs_categories`
 # Columns whose cross-sectional median is a volatility-like market state (regime detection).
 DEFAULT_STATE_PATTERN = r"(?i)(^|_)(vol|volatility|realized_vol|rv|iv|iv_level|atr)(_|\d|$)"
 
@@ -271,11 +272,12 @@ class ZooEstimator(RegressorMixin, BaseEstimator):
     grid: ClassVar[dict[str, list]] = {}
     uses_moments: ClassVar[bool] = False
     needs_state: ClassVar[bool] = False
+    needs_categories: ClassVar[bool] = False  # gets CATEGORY_PREFIX columns (ml/models/categories.py)
     artifact_format: ClassVar[str] = "joblib"
     artifact_file: ClassVar[str] = "model.joblib"
 
     def _feature_columns(self, X: pd.DataFrame) -> list[str]:
-        return [c for c in X.columns if not str(c).startswith(STATE_PREFIX)]
+        return [c for c in X.columns if not str(c).startswith((STATE_PREFIX, CATEGORY_PREFIX))]
 
     def _check_features(self, X: pd.DataFrame) -> np.ndarray:
         missing = [c for c in self.feature_names_in_ if c not in X.columns]
