@@ -181,3 +181,13 @@ def test_serving_scores_today_as_the_batch_panel_does(frames, tmp_path, monkeypa
     served = history_scores(paths, model, raw.loc[[today]])
     assert len(seen["dates"]) == model.estimator_.history_days and seen["dates"].max() < today
     np.testing.assert_allclose(served, batch.to_numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_registry_loads_the_npz_artifact_with_the_familys_load(tmp_path):
+    from ml.registry import _load_estimator
+
+    X = panel()
+    model = SequenceModel(**TINY).fit(X, target(X))
+    path = tmp_path / model.save(tmp_path)
+    loaded = _load_estimator(path, "npz", "gru", model.get_params(), list(X.columns))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
