@@ -414,7 +414,9 @@ def read_ensemble_signals(paths: DataPaths) -> tuple[dict[str, pd.DataFrame], st
     if every.empty or chosen_rows.empty:
         raise ValueError("ml.ensemble_signals is empty: run the ensemble_calibrate stage first")
     every["date"] = pd.to_datetime(every["date"])
-    signals = {str(m): frame[SIGNAL_COLUMNS].reset_index(drop=True) for m, frame in every.groupby("method", sort=False)}
+    # reindex: a warehouse written before prob_up existed reads with it empty
+    signals = {str(m): frame.reindex(columns=SIGNAL_COLUMNS).reset_index(drop=True)
+               for m, frame in every.groupby("method", sort=False)}
     return signals, str(chosen_rows.iloc[0]), table.reset_index(drop=True)
 
 

@@ -12,6 +12,7 @@ import pytest
 from policy_fixtures import toy_market
 from scipy.special import expit
 
+from ml.paths import DataPaths
 from ml.probability import (
     ProbabilityCalibrator,
     brier_score,
@@ -162,3 +163,18 @@ def test_stage_writes_prob_up_in_zero_one_and_the_brier_figures(tmp_path):
     assert set(table["prob_method"]) <= {"platt", "isotonic"}
     chosen = table[table["chosen"]].iloc[0]
     assert report["brier_score"] == pytest.approx(chosen["brier_score"]) and report["brier_skill"] > 0
+
+
+def test_the_policy_stage_reads_a_warehouse_written_before_prob_up(tmp_path):
+    from ml.evaluation import SIGNAL_COLUMNS, read_ensemble_signals, write_tables
+
+    paths = DataPaths.from_env(tmp_path / "data")
+    paths.root.mkdir(parents=True)
+    old = pd.DataFrame({"date": [pd.Timestamp("2024-01-02").date()] * 2, "symbol": ["a", "b"],
+                        "expected_return": [1.0, -1.0], "lower": [-5.0, -7.0], "upper": [7.0, 5.0],
+                        "uncertainty": [1.0, 1.0], "ensemble_version": ["stacked-x"] * 2, "method": ["stacked"] * 2})
+    write_tables(paths, {"ensemble_signals": old, "ensemble_comparison": pd.DataFrame(
+        {"name": ["stacked"], "kind": ["ensemble"], "chosen": [True]})})
+    signals, chosen, _ = read_ensemble_signals(paths)
+    assert chosen == "stacked" and list(signals["stacked"].columns) == SIGNAL_COLUMNS
+    assert signals["stacked"]["prob_up"].isna().all()
