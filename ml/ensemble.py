@@ -34,7 +34,7 @@ from scipy.optimize import nnls
 from ml.metrics import daily_rank_ic, date_bounds, group_sums  # noqa: F401 (re-exported: ens.daily_rank_ic)
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "config" / "ensemble.yaml"
-METHODS = ("equal", "ic_weighted", "stacked")
+METHODS = ("equal", "ic_weighted", "stacked", "neural_stacked", "walk_forward_choice")
 
 
 # ================================================================================ panel helpers
@@ -355,6 +355,14 @@ def make_weighter(method: str, config: Mapping[str, Any] | None = None, horizon:
         return ICWeighted(horizon=horizon, **params)
     if method == "stacked":
         return Stacked(horizon=horizon, **params)
+    if method == "neural_stacked":
+        from ml.ensemble_neural import NeuralStacked
+
+        return NeuralStacked(horizon=horizon, **params)
+    if method == "walk_forward_choice":
+        from ml.ensemble_neural import WalkForwardChoice
+
+        return WalkForwardChoice(horizon=horizon, config=config, **params)
     raise ValueError(f"unknown ensemble method {method!r}; one of {METHODS}")
 
 
@@ -387,6 +395,9 @@ ENSEMBLE_DEFAULTS: dict[str, Any] = {
     "multipliers": {},
     "ic_weighted": {"window": 252, "min_periods": 63, "statistic": "icir", "shrinkage": 0.5},
     "stacked": {"refit": "M", "alpha": 1.0, "min_train_days": 63, "window": None, "label_transform": "rank"},
+    "neural_stacked": {"refit": "M", "l2": 0.05, "hidden": 8, "steps": 150, "warm_steps": 30, "min_train_days": 126},
+    "walk_forward_choice": {"candidates": ["equal", "ic_weighted", "stacked", "neural_stacked"], "window": 252,
+                            "min_periods": 63, "statistic": "ic"},
 }
 
 
