@@ -346,6 +346,17 @@ def combine(panel: pd.DataFrame, weights: pd.DataFrame, clip: float = 3.0) -> tu
     return score, pd.Series(disp, index=panel.index, name="dispersion")
 
 
+class _Recording:
+    """A weighter that keeps its last weights (before multipliers), for methods built on others."""
+
+    def __init__(self, inner: Weighter):
+        self.inner, self.result = inner, None
+
+    def weights(self, panel: pd.DataFrame, label: pd.Series) -> pd.DataFrame:
+        self.result = self.inner.weights(panel, label)
+        return self.result
+
+
 def make_weighter(method: str, config: Mapping[str, Any] | None = None, horizon: int = 5) -> Weighter:
     """The weighter named `method` with its parameters from the config section of the same name."""
     params = dict((config or {}).get(method) or {})
@@ -457,11 +468,15 @@ def ensembles_from_config(
     raw = predictions[models].sort_index() if wide else score_panel(predictions, models)
     panel = standardize(raw, clip=float(std.get("clip", 3.0)),
                         method=std.get("method", "zscore"))
-    out = {}
+    out, raw = {}, {}
     for method in methods or METHODS:
-        res = build_ensemble(panel, label, make_weighter(method, cfg, int(cfg["horizon"])), method=method,
+        weighter = _Recording(make_weighter(method, cfg, int(cfg["horizon"])))
+        if hasattr(weighter.inner, "precomputed"):  # walk_forward_choice: reuse the candidates built before it
+            weighter.inner.precomputed = dict(raw)
+        res = build_ensemble(panel, label, weighter, method=method,
                              multipliers=cfg.get("multipliers"), families=families,
                              clip=float(std.get("clip", 3.0)), date_multipliers=date_multipliers)
+        raw[method] = weighter.result
         res.version = ensemble_version(method, cfg, models)
         out[method] = res
     return panel, out

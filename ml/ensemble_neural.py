@@ -219,6 +219,8 @@ class WalkForwardChoice:
     min_names: int = 10
     choice: pd.Series = field(default_factory=lambda: pd.Series(dtype=object), init=False, repr=False)
     candidate_weights: dict = field(default_factory=dict, init=False, repr=False)
+    # {method: weights} already built on the same panel and label (ml.ensemble.ensembles_from_config)
+    precomputed: dict = field(default_factory=dict, init=False, repr=False)
 
     def weights(self, panel: pd.DataFrame, label: pd.Series) -> pd.DataFrame:
         from ml.ensemble import combine, make_weighter
@@ -227,7 +229,8 @@ class WalkForwardChoice:
         names = [str(c) for c in self.candidates]
         if not names or "walk_forward_choice" in names:
             raise ValueError(f"walk_forward_choice candidates must be other methods, got {names}")
-        weights = {c: make_weighter(c, self.config, self.horizon).weights(panel, label)
+        weights = {c: (self.precomputed[c] if self.precomputed.get(c) is not None
+                       else make_weighter(c, self.config, self.horizon).weights(panel, label))
                    .reindex(index=calendar, columns=panel.columns).fillna(0.0) for c in names}
         scores = pd.DataFrame({c: combine(panel, w)[0] for c, w in weights.items()}, index=panel.index)
         ic = daily_rank_ic(scores, label, self.min_names).reindex(calendar)
