@@ -105,6 +105,7 @@ def test_std_intervals_cover_near_nominal_and_score_better_than_a_std_free_band(
     assert all(abs(c - 0.8) < 0.03 for c in cover["informed"])
     assert cover["blind"][0] < 0.75 and cover["blind"][1] > 0.85
     assert interval_score(informed, y) < 0.97 * interval_score(blind, y)
+    assert interval_width(informed) < interval_score(informed, y)  # the score is the width plus a miss penalty
 
 
 def test_std_intervals_at_t_use_only_labels_known_at_t():
