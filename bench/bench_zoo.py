@@ -51,6 +51,23 @@ def oracle_rank_ic(paths: DataPaths, label: str) -> pd.Series | None:
     return daily_ic(merged, "er_5d", label)
 
 
+def same_dates_rank_ic(specs, labels: pd.DataFrame, label: str) -> tuple[list[float], int]:
+    """Each spec's mean daily rank IC over the dates every spec predicted (their intersection), so
+    families with different cadences or warm-ups compare on the same days; and that number of days."""
+    days = None
+    for spec in specs:
+        d = set(pd.to_datetime(spec.predictions["date"]).unique())
+        days = d if days is None else days & d
+    lab = labels[["date", "symbol", label]].assign(date=pd.to_datetime(labels["date"]),
+                                                   symbol=labels["symbol"].astype(str))
+    out = []
+    for spec in specs:
+        pred = spec.predictions[pd.to_datetime(spec.predictions["date"]).isin(list(days or ()))]
+        merged = pred.assign(date=pd.to_datetime(pred["date"])).merge(lab, on=["date", "symbol"], how="inner")
+        out.append(float(daily_ic(merged, "score", label).mean()) if len(merged) else float("nan"))
+    return out, len(days or ())
+
+
 def run(paths: DataPaths, config, families, views, log) -> dict:
     ensure_features(paths, log)
     cfg = load_config(config)
@@ -62,6 +79,7 @@ def run(paths: DataPaths, config, families, views, log) -> dict:
     total = time.perf_counter() - started
     metrics = result.metrics.copy()
     label = cfg["evaluation"]["labels"][int(cfg["evaluation"]["primary"])]
+    metrics["rank_ic_same_dates"], n_same = same_dates_rank_ic(result.specs, frames["labels"], label)
     oracle = oracle_rank_ic(paths, label)
     if oracle is not None:
         oracle_by_spec = []
@@ -80,6 +98,7 @@ def run(paths: DataPaths, config, families, views, log) -> dict:
         "data": {"dir": str(paths.root), "symbols": n_symbols, "days": n_days,
                  "rows": int(len(frames["labels"]))},
         "total_s": round(total, 1),
+        "same_dates": n_same,
         "per_family_s": {k: round(v, 1) for k, v in per_family.items()},
         "per_view_s": {k: round(v, 1) for k, v in per_view.items()},
         "best": {"model_id": best["model_id"], "family": best["family"], "view": best["view"],
@@ -100,9 +119,13 @@ def render(report: dict) -> str:
     table = table.loc[list(dict.fromkeys(m["family"]))]
     lines.append("\nOOS rank IC (5-day sector-neutral label), family x view:")
     lines.append(table.to_string(float_format=lambda x: f"{x:+.4f}"))
+    if "rank_ic_same_dates" in m:
+        same = m.pivot(index="family", columns="view", values="rank_ic_same_dates")[views].loc[table.index]
+        lines.append(f"\nOOS rank IC on the {report.get('same_dates', '?')} dates every spec predicted:")
+        lines.append(same.to_string(float_format=lambda x: f"{x:+.4f}"))
     if "oracle_rank_ic" in m:
         lines.append(f"oracle rank IC over the same dates: {m['oracle_rank_ic'].mean():.4f}")
-    cols = ["family", "view", "rank_ic", "ic", "icir", "t_stat", "hit_rate", "decile_spread",
+    cols = ["family", "view", "rank_ic", "rank_ic_same_dates", "ic", "icir", "t_stat", "hit_rate", "decile_spread",
             "ic_decay_1", "ic_decay_5", "ic_decay_21", "seconds"]
     lines.append("\n" + m[[c for c in cols if c in m]].to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     lines.append(f"\nbest single model: {report['best']}")
