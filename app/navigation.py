@@ -9,6 +9,7 @@ PAGES: tuple[tuple[str, str, str, str], ...] = (
     ("pages/calibration.py", "Calibration", ":material/tune:", "calibration"),
     ("pages/backtest.py", "Backtest", ":material/show_chart:", "backtest"),
     ("pages/features.py", "Features", ":material/query_stats:", "features"),
+    ("pages/importance.py", "Feature importance", ":material/insights:", "importance"),
     ("pages/data_quality.py", "Data quality", ":material/fact_check:", "data_quality"),
     ("pages/signals.py", "Signals", ":material/list_alt:", "signals"),
 )

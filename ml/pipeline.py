@@ -80,9 +80,10 @@ MODEL_METRIC_COLUMNS = ("rank_ic", "ic", "icir", "t_stat", "hit_rate", "rank_ic_
                         "seconds")
 
 
-def write_model_metrics(paths: DataPaths, metrics: pd.DataFrame) -> None:
+def write_model_metrics(paths: DataPaths, metrics: pd.DataFrame, importance: pd.DataFrame | None = None) -> None:
     """`ml.model_metrics`: one row per registered model with its out-of-sample metrics over the whole
-    walk-forward history (the monthly ones are the lifecycle's `ml.model_metrics_monthly`)."""
+    walk-forward history (the monthly ones are the lifecycle's `ml.model_metrics_monthly`); with
+    `importance` (`ml.importance.importance_table`), `ml.feature_importance` in the same transaction."""
     from ml.evaluation import write_tables
 
     frame = metrics.reindex(columns=["model_id", "family", "view", "start", "end", *MODEL_METRIC_COLUMNS]).copy()
@@ -91,7 +92,12 @@ def write_model_metrics(paths: DataPaths, metrics: pd.DataFrame) -> None:
     frame = frame.rename(columns={"start": "oos_start", "end": "oos_end"})
     for col in MODEL_METRIC_COLUMNS:
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
-    write_tables(paths, {"model_metrics": frame.sort_values("model_id").reset_index(drop=True)})
+    tables = {"model_metrics": frame.sort_values("model_id").reset_index(drop=True)}
+    if importance is not None:
+        from ml.importance import TABLE
+
+        tables[TABLE] = importance
+    write_tables(paths, tables)
 
 
 def register_zoo_result(paths: DataPaths, result, labels, cfg: dict, log: Log = print) -> dict:
@@ -99,14 +105,18 @@ def register_zoo_result(paths: DataPaths, result, labels, cfg: dict, log: Log = 
     model by whole-history rank IC is picked with hindsight, so it is written as a diagnostic
     (`*_hindsight`); the headline `best_single_model_rank_ic` is the ensemble stage's walk-forward pick."""
     from ml import registry
+    from ml.importance import importance_table
     from ml.report import oracle_rank_ic
     from ml.warehouse import mart_checksums
 
     records = registry.register_zoo(paths, result, mart_checksums(paths, lineage=True), overwrite=True)
     metrics = result.metrics
-    write_model_metrics(paths, metrics[metrics["model_id"].isin({r.model_id for r in records})])
+    registered = {r.model_id for r in records}
+    importance = importance_table(result.specs, registered)
+    write_model_metrics(paths, metrics[metrics["model_id"].isin(registered)], importance)
     log(f"registered {len(records)} models and {len(result.predictions):,} out-of-sample predictions "
-        "(ml.model_registry, ml.predictions, ml.model_metrics)")
+        f"(ml.model_registry, ml.predictions, ml.model_metrics; {len(importance):,} feature importances "
+        "per refit in ml.feature_importance)")
     best = metrics.loc[metrics["rank_ic"].idxmax()]
     values = {
         "best_single_model_rank_ic_hindsight": float(best["rank_ic"]),

@@ -45,6 +45,7 @@ from threadpoolctl import threadpool_limits
 
 from ml.cv import WalkForward
 from ml.data.views import feature_views
+from ml.importance import ImportanceConfigError, ImportanceSettings, RefitImportance
 from ml.metrics import daily_rank_ic, evaluate_scores
 from ml.models.categories import (
     CATEGORIES_KEY,
@@ -151,6 +152,10 @@ def load_config(config: str | Path | Mapping | None = None) -> dict[str, Any]:
     try:
         cfg["horizons"] = validate_horizons(cfg)
     except HorizonConfigError as exc:
+        raise ConfigError(str(exc)) from exc
+    try:
+        ImportanceSettings.from_config(cfg)  # the `importance` section (ml/importance.py)
+    except ImportanceConfigError as exc:
         raise ConfigError(str(exc)) from exc
     return cfg
 
@@ -374,6 +379,7 @@ class SpecResult:
     elapsed_s: float
     cv: dict[str, Any] = field(default_factory=dict)
     target: dict[str, Any] = field(default_factory=dict)
+    importance: pd.DataFrame | None = None  # ml.importance: one row per (refit, feature); None in old pickles
 
 
 def _daily_rank_ic_mean(codes: np.ndarray, score: np.ndarray, target: np.ndarray, min_names: int = 5) -> float:
@@ -475,6 +481,7 @@ def _train_spec(prep: PreparedView, family: str, cfg: Mapping, log, fit_final: b
         first_test_date=cv.get("first_test_date"),
     )
     runner = _SpecRunner(prep, family, settings, seed)
+    importance = RefitImportance(prep, family, cfg, seed)  # per refit, on its training window's tail
     last_labeled = prep.last_labeled_pos
     model_id = spec_model_id(family, prep.view, cfg, prep.features,
                              prep.calendar[last_labeled] if last_labeled >= 0 else None)
@@ -496,6 +503,7 @@ def _train_spec(prep: PreparedView, family: str, cfg: Mapping, log, fit_final: b
             "params": json.dumps(chosen, sort_keys=True, default=str), "tuned": tuned,
             "val_scores": json.dumps(val_scores), "fit_s": time.perf_counter() - t0,
         })
+        fold_rows[-1]["importance_s"] = importance.record(k, model, a, b, s)
     folds = pd.DataFrame(fold_rows)
     if fold_rows:
         first_test = int(np.searchsorted(prep.calendar, np.datetime64(folds["test_start"].iloc[0])))
@@ -530,7 +538,7 @@ def _train_spec(prep: PreparedView, family: str, cfg: Mapping, log, fit_final: b
         predictions=predictions, folds=folds, final_model=final_model, train_start=train_start,
         train_end=train_end, metrics=metrics, settings=settings, seed=seed, elapsed_s=elapsed,
         cv={**dict(cv), "cadence": settings["cadence"], "max_train_days": settings["max_train_days"]},
-        target=dict(cfg["target"]),
+        target=dict(cfg["target"]), importance=importance.frame(model_id, prep.view),
     )
     if log:
         log(f"{family} x {prep.view}: {len(folds)} folds, OOS rank IC {metrics.get('rank_ic', float('nan')):.4f}"
