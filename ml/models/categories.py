@@ -64,7 +64,10 @@ def categories_from_securities(securities: pd.DataFrame | None) -> pd.DataFrame 
 
 
 def load_categories(paths) -> pd.DataFrame | None:
-    """The categories frame of a data directory (raw `securities`), or None without one."""
+    """The categories frame of a data directory (raw `securities`), or None without one (or without
+    a data directory)."""
+    if paths is None:
+        return None
     path = paths.raw_table("securities")
     return categories_from_securities(pd.read_parquet(path)) if path.exists() else None
 
