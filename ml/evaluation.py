@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ml import ensemble as ens
+from ml import uncertainty as unc
 from ml.backtest import (
     MarketPanel,
     forward_label,
@@ -90,7 +91,8 @@ def prob_up_frame(result: ens.EnsembleResult, label: pd.Series, calibrator: Cali
 
 def signal_metrics(signals: pd.DataFrame, label: pd.Series) -> dict[str, float]:
     frame = signals.set_index(["date", "symbol"])
-    return {"coverage_80": interval_coverage(frame, label), "calibration_error": calibration_error(frame, label)}
+    return {"coverage_80": interval_coverage(frame, label), "interval_width": unc.interval_width(frame),
+            "calibration_error": calibration_error(frame, label)}
 
 
 def calibrator_from_config(cfg: Mapping[str, Any]) -> Calibrator:
@@ -135,9 +137,11 @@ def ensemble_and_calibrate(
     active: list[str] | None = None,
     log: Log = print,
     date_multipliers: pd.DataFrame | None = None,
+    score_std: pd.DataFrame | None = None,
 ) -> EnsembleStep:
-    """Build all three ensembles and calibrate each into expected returns with intervals; score
-    them (rank IC, ICIR, interval coverage, calibration error) next to the best single model."""
+    """Build every ensemble and calibrate each into expected returns with intervals; score
+    them (rank IC, ICIR, interval coverage, calibration error) next to the best single model.
+    `score_std`: per-model score stds (`ml.prediction_std`) for the non-conformal `intervals` methods."""
     horizon = int(ensemble_cfg["horizon"])
     started = time.perf_counter()
     panel, results = ens.ensembles_from_config(predictions, label, ensemble_cfg, families=families, active=active,
@@ -152,6 +156,8 @@ def ensemble_and_calibrate(
         t0 = time.perf_counter()
         probs = prob_up_frame(result, label, calibrator, probability)
         signals[method] = calibrate(result, label, market, calibrator, probs)
+        signals[method] = unc.signal_intervals(signals[method], result.weights, predictions, score_std, label,
+                                               horizon_scale(market, horizon), ensemble_cfg, log)
         judged = probs.reindex(signals[method].set_index(["date", "symbol"]).index).dropna(subset=["prob_up"])
         row = {"name": method, "kind": "ensemble", "chosen": method == chosen, "version": result.version,
                **score_metrics(result.score, label, horizon), **signal_metrics(signals[method], label),
@@ -348,6 +354,11 @@ def _floats(report: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (float(v) if isinstance(v, np.floating) else v) for k, v in report.items()}
 
 
+def _score_std(paths: DataPaths, cfg: Mapping[str, Any]) -> pd.DataFrame | None:
+    """Per-model score stds, read only when the configured intervals need them."""
+    return None if unc.interval_settings(cfg)["method"] == "conformal" else unc.read_prediction_std(paths)
+
+
 def run_ensemble_stage(paths: DataPaths, log: Log = print, ensemble_config=None) -> dict[str, Any]:
     """Stage `ensemble_calibrate`: read predictions (masked by each model's point-in-time lifecycle
     status), build and calibrate the three ensembles, write `ml.signals` (the configured method),
@@ -366,7 +377,7 @@ def run_ensemble_stage(paths: DataPaths, log: Log = print, ensemble_config=None)
     label, label_source = load_label(paths, market, ecfg)
     log(f"[ensemble] label: {label_source}")
     step = ensemble_and_calibrate(preds, label, market, ecfg, families=families, active=active, log=log,
-                                  date_multipliers=read.multipliers)
+                                  date_multipliers=read.multipliers, score_std=_score_std(paths, ecfg))
     chosen = step.chosen
     every = pd.concat([frame.assign(method=method) for method, frame in step.signals.items()], ignore_index=True)
     write_tables(paths, {

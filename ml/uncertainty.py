@@ -246,6 +246,43 @@ def interval_settings(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def read_prediction_std(paths) -> pd.DataFrame | None:
+    """`ml.prediction_std` (date, symbol, model_id, score_std: a bootstrap or MC-dropout std of each
+    out-of-sample score) as a wide panel like the score panel; None when the warehouse has none."""
+    import duckdb
+
+    try:
+        with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+            long = con.execute("select date, symbol, model_id, score_std from ml.prediction_std").df()
+    except (duckdb.Error, OSError):
+        return None
+    if long.empty:
+        return None
+    long = long.assign(date=pd.to_datetime(long["date"]), symbol=long["symbol"].astype(str))
+    wide = long.pivot_table(index=["date", "symbol"], columns="model_id", values="score_std", aggfunc="last")
+    wide.columns = [str(c) for c in wide.columns]
+    return wide.sort_index()
+
+
+def signal_intervals(signals: pd.DataFrame, weights: pd.DataFrame, raw_scores: pd.DataFrame,
+                     score_std: pd.DataFrame | None, label: pd.Series, scale: pd.Series | None,
+                     cfg: Mapping[str, Any], log=print) -> pd.DataFrame:
+    """The calibration path's hook: an ensemble's signals with the configured intervals (conformal:
+    unchanged); its score std from the models' stds (`ensemble_score_std`, the ensemble's weights)."""
+    if interval_settings(cfg)["method"] == "conformal":
+        return signals
+    std = None
+    if score_std is not None:
+        if "model_id" in raw_scores.columns:  # long predictions (date, symbol, model_id, score)
+            from ml.ensemble import score_panel
+
+            raw_scores = score_panel(raw_scores)
+        models = [m for m in raw_scores.columns if m in score_std.columns]
+        if models:
+            std = ensemble_score_std(raw_scores[models], score_std[models], weights[models])
+    return apply_intervals(signals, std, label, scale, cfg, log)
+
+
 def apply_intervals(signals: pd.DataFrame, score_std: pd.Series | None, label: pd.Series,
                     scale: pd.Series | None, cfg: Mapping[str, Any], log=print) -> pd.DataFrame:
     """`ml.signals` rows with lower / upper replaced by the configured interval method's (conformal:

@@ -247,7 +247,9 @@ def test_ensemble_and_policy_are_separate_stages_joined_by_persisted_signals(tmp
     assert {"oos_rank_ic", "coverage_80", "calibration_error"} <= set(first) and "sharpe_net" not in first
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     every = con.execute("select * from ml.ensemble_signals").df()
-    assert set(every["method"]) == {"equal", "ic_weighted", "stacked"}
+    from ml.ensemble import METHODS
+
+    assert set(every["method"]) == set(METHODS)  # every ensemble method, the neural one and the choice included
     tables = {r[0] for r in con.execute("select table_name from duckdb_tables() where schema_name = 'ml'").fetchall()}
     assert "positions" not in tables and "backtest_daily" not in tables  # the policy has not run
     con.close()

@@ -148,7 +148,7 @@ def test_both_are_ensemble_methods_built_from_the_config(toy):
     weighter = ens.make_weighter("walk_forward_choice", cfg, H)
     assert isinstance(weighter, WalkForwardChoice) and weighter.candidates == ["equal", "neural_stacked"]
     assert isinstance(ens.make_weighter("neural_stacked", cfg, H), NeuralStacked)
-    _, results = ens.ensembles_from_config(panel, label, cfg, methods=["equal", "neural_stacked",
-                                                                     "walk_forward_choice"])
-    alone = ens.make_weighter("walk_forward_choice", cfg, H).weights(panel, label)  # nothing reused
+    used, results = ens.ensembles_from_config(panel, label, cfg, methods=["equal", "neural_stacked",
+                                                                        "walk_forward_choice"])
+    alone = ens.make_weighter("walk_forward_choice", cfg, H).weights(used, label)  # nothing reused
     pd.testing.assert_frame_equal(results["walk_forward_choice"].weights, alone)

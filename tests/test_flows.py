@@ -95,7 +95,9 @@ def test_run_goes_end_to_end_and_reports_stage_timings(uninterrupted):
                               "group by all").df()
         methods = {r[0] for r in con.execute("select distinct method from ml.ensemble_signals").fetchall()}
     assert len(metrics) == n_models and metrics["rank_ic"].notna().all()
-    assert set(weights["method"]) == methods == {"equal", "ic_weighted", "stacked"}
+    from ml.ensemble import METHODS
+
+    assert set(weights["method"]) == methods == set(METHODS)
     assert np.allclose(weights["total"], 1.0)
 
 
