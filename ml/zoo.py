@@ -61,6 +61,7 @@ from ml.models.categories import category_columns, category_design
 from ml.models.forest import RandomForestModel
 from ml.models.screened import ScreenedRidgeModel
 from ml.models.sequence import SequenceModel
+from ml.models.tabular_nets import FTTransformerModel, ResidualMLPModel
 
 
 # ================================================================================ linear families
@@ -493,7 +494,7 @@ FAMILIES: dict[str, type[ZooEstimator]] = {
     cls.family: cls
     for cls in (RidgeModel, LassoModel, ElasticNetModel, BayesianRidgeModel, FamaMacBethModel, RegimeRidgeModel,
                 ScreenedRidgeModel, ExtraTreesModel, LightGBMModel, XGBoostModel, MLPModel, RandomForestModel, CatBoostModel,
-                SequenceModel)
+                SequenceModel, ResidualMLPModel, FTTransformerModel)
 }
 FAMILY_CLASSES: dict[str, type[ZooEstimator]] = {cls.__name__: cls for cls in FAMILIES.values()}
 
