@@ -1,7 +1,8 @@
 """Aurora monitoring app (Streamlit): `streamlit run app/main.py` with `AURORA_DATA_DIR` set.
 
 Pages (URL path): Overview (/), Models (/models), Calibration (/calibration), Backtest (/backtest),
-Features (/features), Data quality (/data_quality), Signals (/signals). The app only reads: see
+Features (/features), Feature importance (/importance),
+Data quality (/data_quality), Signals (/signals). The app only reads: see
 `app/data.py` for how it opens the warehouse read-only and keeps working while a flow writes.
 """
 
