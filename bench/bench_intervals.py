@@ -5,12 +5,14 @@ For each (family, view) it trains a `BootstrapEnsemble` of the family walk-forwa
 (the family's base parameters plus the middle value of each grid entry, no tuning: a benchmark, not
 the zoo), then calibrates the bootstrap-mean score like the ensemble stage (isotonic ER, conformal
 intervals scaled by trailing volatility) and builds, from the same ER, the bootstrap-std intervals and
-a volatility-only reference (the same normalized conformal with the std switched off). If the data
+a volatility-only reference (the same normalized conformal with the std switched off); with
+--mc-families, neural families (residual_mlp, ft_transformer) fitted once per fold give their MC-dropout
+std instead of a bootstrap. If the data
 directory has a completed ensemble stage (`ml.ensemble_signals`), each ensemble method's signals get
 the same comparison, with the ensemble's score std approximated from the bootstrapped models.
 
 Usage: python bench/bench_intervals.py --data-dir DIR [--families ridge,lightgbm] [--views price_momentum]
-                                       [--n-boot 8] [--json OUT]
+                                       [--n-boot 8] [--mc-families residual_mlp] [--json OUT]
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ from ml.uncertainty import BootstrapEnsemble, StdIntervals, ensemble_score_std, 
 from ml.zoo import FAMILIES, make_model
 
 
-def bootstrap_walk_forward(prep, family: str, cfg, n_boot: int, seed: int) -> tuple[pd.Series, pd.Series]:
-    """Out-of-sample bootstrap mean score and std per row of the view, on the zoo's folds."""
+def bootstrap_walk_forward(prep, family: str, cfg, n_boot: int, seed: int, mc_dropout: bool = False,
+                           ) -> tuple[pd.Series, pd.Series]:
+    """Out-of-sample bootstrap mean score and std per row of the view, on the zoo's folds; with
+    `mc_dropout`, one fit of the (neural) family per fold and its MC-dropout `predict_std` instead."""
     settings = family_settings(cfg, family)
     cv = cfg["cv"]
     params = {**settings["params"], **{k: v[len(v) // 2] for k, v in (settings["grid"] or {}).items()}}
@@ -48,7 +52,8 @@ def bootstrap_walk_forward(prep, family: str, cfg, n_boot: int, seed: int) -> tu
     cls = FAMILIES[family]
     means, stds, rows_out = [], [], []
     for a, b, s, e in wf.calendar_folds(prep.calendar):
-        model = BootstrapEnsemble(make_model(family, **params), n_boot=n_boot, block="date", seed=seed)
+        model = make_model(family, **params) if mc_dropout else \
+            BootstrapEnsemble(make_model(family, **params), n_boot=n_boot, block="date", seed=seed)
         if cls.uses_moments:
             model.fit_moments(prep.moments.subset(np.arange(a, b + 1)), prep.features)
         else:
@@ -60,7 +65,8 @@ def bootstrap_walk_forward(prep, family: str, cfg, n_boot: int, seed: int) -> tu
             X = prep.design(rows, cls.needs_state)
             model.fit(X, pd.Series(prep.y[rows], index=X.index))
         test = prep.rows(s, e)
-        mean, std = model.predict_mean_std(prep.design(test, cls.needs_state))
+        X_test = prep.design(test, cls.needs_state)
+        mean, std = (model.predict(X_test), model.predict_std(X_test)) if mc_dropout else model.predict_mean_std(X_test)
         means.append(mean)
         stds.append(std)
         rows_out.append(np.arange(test.start, test.stop))
@@ -87,7 +93,8 @@ def compare_intervals(signals: pd.DataFrame, std: pd.Series, label: pd.Series, s
     return out
 
 
-def run(paths: DataPaths, families: list[str], views: list[str], n_boot: int, log) -> dict:
+def run(paths: DataPaths, families: list[str], views: list[str], n_boot: int, log,
+        mc_families: tuple[str, ...] = ()) -> dict:
     cfg = load_config(None)
     ecfg = ens.load_config()
     market = load_market(paths)
@@ -98,15 +105,16 @@ def run(paths: DataPaths, families: list[str], views: list[str], n_boot: int, lo
     report, raw_means, raw_stds = {"models": {}, "ensembles": {}}, {}, {}
     for view in views:
         prep = prepare_view(frames[view], view, cfg)
-        for family in families:
+        for family in [*families, *mc_families]:
             t0 = time.perf_counter()
-            mean, std = bootstrap_walk_forward(prep, family, cfg, n_boot, int(cfg["seed"]))
+            mc = family in mc_families
+            mean, std = bootstrap_walk_forward(prep, family, cfg, n_boot, int(cfg["seed"]), mc_dropout=mc)
             fit_s = time.perf_counter() - t0
-            key = f"{family}-{view}"
+            key = f"{family}-{view}" + (" (MC dropout)" if mc else "")
             raw_means[key], raw_stds[key] = mean, std
             signals = calibrator.fit_predict(mean, label, scale)
             ic = daily_rank_ic(mean.to_frame("s").sort_index(), label)["s"].mean()
-            res = {"rank_ic": float(ic), "fit_s": round(fit_s, 1), "n_boot": n_boot,
+            res = {"rank_ic": float(ic), "fit_s": round(fit_s, 1), "n_boot": 0 if mc else n_boot,
                    **compare_intervals(signals, std.reindex(signals.index), label, scale, ecfg)}
             report["models"][key] = res
             log(f"{key}: {json.dumps(res, default=float)}")
@@ -140,11 +148,12 @@ def main() -> None:
     parser.add_argument("--families", default="ridge,lightgbm")
     parser.add_argument("--views", default="price_momentum")
     parser.add_argument("--n-boot", type=int, default=8)
+    parser.add_argument("--mc-families", default="", help="neural families whose MC-dropout std is compared too")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     started = time.perf_counter()
     report = run(DataPaths(Path(args.data_dir)), args.families.split(","), args.views.split(","), args.n_boot,
-                 lambda msg: print(msg, flush=True))
+                 lambda msg: print(msg, flush=True), tuple(f for f in args.mc_families.split(",") if f))
     report["total_s"] = round(time.perf_counter() - started, 1)
     print(f"total {report['total_s']}s", flush=True)
     if args.json:
