@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import spearmanr
 from test_training import small_config, synthetic_frames
 
 from ml import registry
@@ -21,6 +22,8 @@ from ml.models.categories import (
     label_code,
 )
 from ml.models.forest import RandomForestModel
+from ml.paths import DataPaths
+from ml.publish import live_scores
 from ml.training import build_view_frames, prepare_view, train_spec
 from ml.zoo import FAMILIES, CrossSectionalModel, make_model
 
@@ -156,7 +159,7 @@ def test_a_dated_classification_is_used_as_of_each_date_only():
 
 
 # ------------------------------------------------------------------------------ training and serving
-def test_categories_reach_catboost_in_training_and_serving_and_markets_without_them_still_train():
+def test_categories_reach_catboost_in_training_and_serving_and_markets_without_them_still_train(tmp_path):
     frames = _frames_with_categories()
     cfg = _config(views=["price_momentum"])
     built = build_view_frames(frames, cfg)["price_momentum"]
@@ -178,6 +181,17 @@ def test_categories_reach_catboost_in_training_and_serving_and_markets_without_t
     np.testing.assert_array_equal(served.predict(raw), served.estimator_.predict(trainer_design))
     with pytest.raises(ValueError, match="category"):
         served.predict(raw.drop(columns=["__cat__sector"]))
+    # the registry (native .cbm) and publishing (categories attached from the data directory's securities)
+    paths = DataPaths(tmp_path)
+    paths.raw.mkdir(parents=True)
+    _securities().to_parquet(paths.raw_table("securities"))
+    record = registry.register_spec(paths, res, {"price_momentum": "x", "labels": "y"}, data_hash="d" * 64)
+    assert record.artifact_format == "catboost-cbm" and record.layout["category_columns"] == served.category_columns_
+    loaded = registry.load_model(paths, res.model_id)
+    np.testing.assert_array_equal(loaded.predict(raw), served.predict(raw))
+    vectors = raw.drop(columns=["__cat__sector", "__cat__industry"]).reset_index()  # online vectors: features only
+    live = live_scores(paths, vectors, {res.model_id: 1.0}, log=lambda _m: None)
+    assert spearmanr(live.to_numpy(), served.predict(raw)).statistic > 0.99
     # no securities classification: the family fits on the numeric features alone
     plain = {k: v for k, v in frames.items() if k != CATEGORIES_KEY}
     prep_plain = prepare_view(build_view_frames(plain, cfg)["price_momentum"], "price_momentum", cfg)
