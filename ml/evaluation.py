@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ml import ensemble as ens
+from ml import horizon_signals as hz
 from ml import uncertainty as unc
 from ml.backtest import (
     MarketPanel,
@@ -362,7 +363,8 @@ def _score_std(paths: DataPaths, cfg: Mapping[str, Any]) -> pd.DataFrame | None:
 def run_ensemble_stage(paths: DataPaths, log: Log = print, ensemble_config=None) -> dict[str, Any]:
     """Stage `ensemble_calibrate`: read predictions (masked by each model's point-in-time lifecycle
     status), build and calibrate the three ensembles, write `ml.signals` (the configured method),
-    `ml.ensemble_signals` (every method, for the policy stage), `ml.ensemble_weights` (each method's
+    `ml.ensemble_signals` (every method, for the policy stage), `ml.horizon_signals` (one ensemble per
+    other label horizon, when the zoo trains some: ml/horizon_signals.py), `ml.ensemble_weights` (each method's
     model weights per date, promotions applied) and `ml.ensemble_comparison` (score metrics) in one
     transaction, and return the report keys of the signal."""
     started = time.perf_counter()
@@ -376,11 +378,22 @@ def run_ensemble_stage(paths: DataPaths, log: Log = print, ensemble_config=None)
         f"{preds.shape[1]} models in ml.predictions, {'all' if active is None else len(active)} usable")
     label, label_source = load_label(paths, market, ecfg)
     log(f"[ensemble] label: {label_source}")
-    step = ensemble_and_calibrate(preds, label, market, ecfg, families=families, active=active, log=log,
-                                  date_multipliers=read.multipliers, score_std=_score_std(paths, ecfg))
+    # models of other label horizons (`<family>@<h>d-...`) get an ensemble of their own (ml/horizon_signals.py)
+    by_horizon = hz.models_by_horizon([m for m in preds.columns if active is None or m in set(active)],
+                                      int(ecfg["horizon"]))
+    primary_models = by_horizon.pop(int(ecfg["horizon"]), [])
+    if not primary_models:
+        raise ValueError(f"no usable model of the primary {ecfg['horizon']}-day horizon in ml.predictions")
+    step = ensemble_and_calibrate(preds[primary_models], label, market, ecfg, families=families, active=None,
+                                  log=log, date_multipliers=read.multipliers, score_std=_score_std(paths, ecfg))
+    horizon_signals = hz.build_horizon_signals(
+        preds, by_horizon, ecfg, label_for=lambda cfg: load_label(paths, market, cfg)[0],
+        calibrate=lambda result, lab, cfg: calibrate(result, lab, market, calibrator_from_config(cfg)),
+        families=families, date_multipliers=read.multipliers, log=log)
     chosen = step.chosen
     every = pd.concat([frame.assign(method=method) for method, frame in step.signals.items()], ignore_index=True)
     write_tables(paths, {
+        "horizon_signals": _dated(horizon_signals),
         "signals": _dated(step.signals[chosen]),
         "ensemble_signals": _dated(every),
         "ensemble_weights": _dated(weights_frame(step.ensembles).assign(chosen=lambda f: f["method"] == chosen)),

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -37,9 +38,10 @@ class PolicyRun:
 
 
 def run_policy(name: str, policy: pol.Policy, signals: pd.DataFrame, market: MarketPanel,
-               start: int | None = None) -> PolicyRun:
-    """Positions and the daily backtest of one policy on one set of signals."""
-    panel = pol.SignalPanel.from_frame(signals, market)
+               start: int | None = None, horizon_signals: pd.DataFrame | None = None) -> PolicyRun:
+    """Positions and the daily backtest of one policy on one set of signals (and the other label
+    horizons' signals, which the held-book policy uses at their own measured speed)."""
+    panel = pol.SignalPanel.from_frame(signals, market, horizon_signals)
     start = panel.first_date() if start is None else start
     result = policy.run(panel, market, start=start)
     daily = backtest_daily(result.weights, result.trades, result.costs, market, start=start)
@@ -56,6 +58,7 @@ def policy_comparison(
     oracle: pd.DataFrame | None = None,
     horizon: int = 5,
     log: Log = print,
+    horizon_signals: pd.DataFrame | None = None,
 ) -> tuple[dict[str, PolicyRun], pd.DataFrame]:
     """Run the cost-aware policy on every ensemble's calibrated signals, the naive policy on the
     chosen one and, when `oracle` is given (evaluation only), the same policy on the oracle's expected
@@ -68,7 +71,7 @@ def policy_comparison(
     table = table.copy()
     for method, frame in signals.items():
         t0 = time.perf_counter()
-        runs[method] = run_policy(method, policy, frame, market)
+        runs[method] = run_policy(method, policy, frame, market, horizon_signals=horizon_signals)
         m = runs[method].metrics
         for key, value in _policy_cols(m).items():
             table.loc[table["name"] == method, key] = value
@@ -115,8 +118,12 @@ def run_policy_stage(paths: DataPaths, log: Log = print, policy_config=None, ens
     label, _ = load_label(paths, market, ecfg)
     oracle_path = paths.oracle / "expected_returns.parquet"
     oracle = pd.read_parquet(oracle_path, columns=["date", "symbol", "er_5d"]) if oracle_path.exists() else None
+    horizon_signals = read_horizon_signals(paths)
+    if len(horizon_signals):
+        log(f"[policy] other label horizons: {sorted(horizon_signals['horizon'].unique().tolist())} days, each at "
+            "its own measured speed")
     runs, table = policy_comparison(signals, chosen, table, label, market, pcfg, oracle=oracle,
-                                    horizon=int(ecfg["horizon"]), log=log)
+                                    horizon=int(ecfg["horizon"]), log=log, horizon_signals=horizon_signals)
     run = runs[chosen]
     daily = run.daily.assign(nav=(1.0 + run.daily["net_return"]).cumprod())
     positions = run.result.positions_frame(market)
@@ -159,6 +166,22 @@ def run_policy_stage(paths: DataPaths, log: Log = print, policy_config=None, ens
     log(f"[policy] {chosen}: {headline}{gr.summary_line(guard.diagnostics, reasons=False)}; wrote ml.positions, "
         f"ml.backtest_daily, ml.ensemble_comparison in {report['backtest_stage_s']:.1f}s")
     return _floats(report)
+
+
+def read_horizon_signals(paths: DataPaths) -> pd.DataFrame:
+    """`ml.horizon_signals` (empty when the zoo trains no other label horizon, or an older warehouse)."""
+    from ml.evaluation import SCHEMA
+    from ml.horizon_signals import empty_horizon_signals
+
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        frame = con.execute(f"select * from {SCHEMA}.horizon_signals").df()
+    except duckdb.CatalogException:
+        return empty_horizon_signals()
+    finally:
+        con.close()
+    frame["date"] = pd.to_datetime(frame["date"])
+    return frame
 
 
 def latest_constants(constants: pd.DataFrame) -> dict[str, float]:

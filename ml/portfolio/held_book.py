@@ -24,6 +24,7 @@ import pandas as pd
 
 from ml.backtest import MarketPanel
 from ml.costs import CostInputs, CostModel, HalfSpread
+from ml.horizon_signals import horizon_alphas
 from ml.portfolio.constraints import (
     AdvCap,
     Constraint,
@@ -117,6 +118,12 @@ class HeldBookPolicy:
         er_adj = pol.RiskBudget().adjusted(signals)
         er_adj = np.where(reason0 == pol.NONE, er_adj, 0.0)
         alpha_all = er_adj * multiplier * edge.edge[:, None]  # return over h*_t per unit weight
+        life, horizon_edges = np.zeros(T), {}
+        if signals.components:  # other label horizons, each at its own measured speed (ml/horizon_signals.py)
+            extra, life, horizon_edges = horizon_alphas(er, signals.components, market.returns, market.sigma,
+                                                        exponents=self.vol_scaling, lags=self.edge_lags,
+                                                        min_dates=self.min_edge_dates)
+            alpha_all = alpha_all + np.where(reason0 == pol.NONE, extra, 0.0)
         fallback = next((c.fallback_bps for c in self.costs.components if isinstance(c, HalfSpread)), 10.0)
         spread, spread_src, spread_rel = measured_spread(market, fallback)
         sigma_all = fill_sigma(market.sigma)
@@ -147,7 +154,7 @@ class HeldBookPolicy:
             if vt is not None and self.realized_risk is not None:
                 vt.scale = self.realized_risk.scale(realized, ex_ante, t)
                 scale_used[t] = vt.scale
-            h = float(max(edge.horizon[t], self.min_risk_horizon_days, 1))
+            h = float(max(edge.horizon[t], life[t], self.min_risk_horizon_days, 1))
             day = Day(w0=w_pre[idx], alpha=alpha[idx], sigma=sigma_all[t, idx], beta=beta_all[t, idx],
                       sector=market.sector[idx], n_sectors=len(market.sectors), adv_value=market.adv_value[t, idx],
                       spread_bps=spread[t, idx], horizon=h, nav=self.capital * nav,
@@ -171,7 +178,7 @@ class HeldBookPolicy:
         result = pol.PolicyResult(weights=weights, trades=trades, costs=cost, reasons=reasons, target=aim,
                                   start=start)
         result.constants = self._constants(market, edge, spread, spread_src, gamma, scale_used, status, start,
-                                           navs, vol_exponent, spread_rel)
+                                           navs, vol_exponent, spread_rel, horizon_edges)
         return result
 
     def _aim(self, day: Day, gamma: float) -> np.ndarray:
@@ -194,9 +201,11 @@ class HeldBookPolicy:
         return a
 
     def _constants(self, market: MarketPanel, edge, spread, src, gamma, scale, status, start,
-                   navs, vol_exponent, spread_rel) -> pd.DataFrame:
+                   navs, vol_exponent, spread_rel, horizon_edges=None) -> pd.DataFrame:
         dates = market.dates
         parts = [edge.frame(dates)]
+        for h, h_edge in (horizon_edges or {}).items():  # what each other horizon adds: edge_per_bp_h1d, ...
+            parts.append(h_edge.frame(dates).assign(constant=lambda f, h=h: f["constant"] + f"_h{h}d"))
         tradable = market.tradable
         with np.errstate(invalid="ignore"):
             med = np.nanmedian(np.where(tradable, spread, np.nan), axis=1)

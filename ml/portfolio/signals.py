@@ -5,7 +5,7 @@ result it returns (`PolicyResult`). `ml.policy` re-exports all of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -36,17 +36,24 @@ REASONS = {
 # ================================================================================ inputs
 @dataclass
 class SignalPanel:
-    """Signals on the market's dates x symbols grid, in bps over the horizon (NaN: no signal)."""
+    """Signals on the market's dates x symbols grid, in bps over the horizon (NaN: no signal).
+    `components`: expected returns of other label horizons ({h: dates x names, bps over h days},
+    `ml.horizon_signals`), which the held-book policy uses each at its own measured speed."""
 
     expected_return: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
     uncertainty: np.ndarray
+    components: dict[int, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def from_frame(cls, signals: pd.DataFrame, market: MarketPanel) -> SignalPanel:
+    def from_frame(cls, signals: pd.DataFrame, market: MarketPanel,
+                   horizon_signals: pd.DataFrame | None = None) -> SignalPanel:
         """From a (date, symbol)-indexed frame (or one with date/symbol columns) of expected_return
-        and optionally lower, upper, uncertainty (missing -> NaN, uncertainty missing -> 0)."""
+        and optionally lower, upper, uncertainty (missing -> NaN, uncertainty missing -> 0), and the
+        other horizons' signals (long: date, symbol, horizon, expected_return)."""
+        from ml.horizon_signals import component_grids
+
         frame = signals
         if "date" in frame.columns:
             frame = frame.assign(date=pd.to_datetime(frame["date"]), symbol=frame["symbol"].astype(str))
@@ -55,7 +62,7 @@ class SignalPanel:
                 for c in ("expected_return", "lower", "upper", "uncertainty")}
         if "uncertainty" not in frame:
             grid["uncertainty"] = np.where(np.isfinite(grid["expected_return"]), 0.0, np.nan)
-        return cls(**grid)
+        return cls(**grid, components=component_grids(horizon_signals, market.grid))
 
     def first_date(self) -> int:
         """Calendar position of the first date with any signal (0 if none)."""
