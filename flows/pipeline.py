@@ -249,7 +249,10 @@ def train_zoo(data_dir: str | None = None) -> dict[str, Any]:
     views = [v for v in cfg["views"] if v == "all" or v in frame_files]
     pairs = [(f, v) for v in views for f in families if training.runs_on(cfg, f, v)]
     say(f"[zoo] {len(families)} families x {len(views)} views = {len(pairs)} models")
-    spec_key = token("spec", features_key, repr(sorted(cfg.items(), key=str)))
+    from ml.models.uncertainty_scores import StdSettings
+
+    # the interval method decides whether a spec records score stds: a cached spec of another method lacks them
+    spec_key = token("spec", features_key, repr(sorted(cfg.items(), key=str)), StdSettings.from_config(cfg).token())
     from ml.models.horizons import horizon_specs
 
     futures = [

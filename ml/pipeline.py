@@ -80,10 +80,12 @@ MODEL_METRIC_COLUMNS = ("rank_ic", "ic", "icir", "t_stat", "hit_rate", "rank_ic_
                         "seconds")
 
 
-def write_model_metrics(paths: DataPaths, metrics: pd.DataFrame, importance: pd.DataFrame | None = None) -> None:
+def write_model_metrics(paths: DataPaths, metrics: pd.DataFrame, importance: pd.DataFrame | None = None,
+                        score_std: pd.DataFrame | None = None) -> None:
     """`ml.model_metrics`: one row per registered model with its out-of-sample metrics over the whole
     walk-forward history (the monthly ones are the lifecycle's `ml.model_metrics_monthly`); with
-    `importance` (`ml.importance.importance_table`), `ml.feature_importance` in the same transaction."""
+    `importance` (`ml.importance.importance_table`), `ml.feature_importance` in the same transaction,
+    and with `score_std` (`ml.models.uncertainty_scores.std_table`), `ml.prediction_std`."""
     from ml.evaluation import write_tables
 
     frame = metrics.reindex(columns=["model_id", "family", "view", "start", "end", *MODEL_METRIC_COLUMNS]).copy()
@@ -97,6 +99,10 @@ def write_model_metrics(paths: DataPaths, metrics: pd.DataFrame, importance: pd.
         from ml.importance import TABLE
 
         tables[TABLE] = importance
+    if score_std is not None:
+        from ml.models.uncertainty_scores import TABLE as STD_TABLE
+
+        tables[STD_TABLE] = score_std
     write_tables(paths, tables)
 
 
@@ -106,6 +112,7 @@ def register_zoo_result(paths: DataPaths, result, labels, cfg: dict, log: Log = 
     (`*_hindsight`); the headline `best_single_model_rank_ic` is the ensemble stage's walk-forward pick."""
     from ml import registry
     from ml.importance import importance_table
+    from ml.models.uncertainty_scores import std_table
     from ml.report import oracle_rank_ic
     from ml.warehouse import mart_checksums
 
@@ -113,10 +120,11 @@ def register_zoo_result(paths: DataPaths, result, labels, cfg: dict, log: Log = 
     metrics = result.metrics
     registered = {r.model_id for r in records}
     importance = importance_table(result.specs, registered)
-    write_model_metrics(paths, metrics[metrics["model_id"].isin(registered)], importance)
+    stds = std_table(result.predictions, registered)  # empty unless intervals.method asked for stds
+    write_model_metrics(paths, metrics[metrics["model_id"].isin(registered)], importance, stds)
     log(f"registered {len(records)} models and {len(result.predictions):,} out-of-sample predictions "
         f"(ml.model_registry, ml.predictions, ml.model_metrics; {len(importance):,} feature importances "
-        "per refit in ml.feature_importance)")
+        f"per refit in ml.feature_importance; {len(stds):,} score stds in ml.prediction_std)")
     best = metrics.loc[metrics["rank_ic"].idxmax()]
     values = {
         "best_single_model_rank_ic_hindsight": float(best["rank_ic"]),

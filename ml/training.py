@@ -54,6 +54,7 @@ from ml.models.categories import (
     category_columns,
     load_categories,
 )
+from ml.models.uncertainty_scores import STD_COLUMN, FoldStd, StdSettings
 from ml.paths import DataPaths
 from ml.zoo import (
     DEFAULT_STATE_PATTERN,
@@ -398,8 +399,10 @@ class _SpecRunner:
         self.prep, self.family, self.settings, self.seed = prep, family, settings, seed
         self.cls = FAMILIES[family]
 
-    def fit(self, first: int, last: int, params: dict) -> ZooEstimator:
-        model = make_model(self.family, **params)
+    def fit(self, first: int, last: int, params: dict, model=None) -> ZooEstimator:
+        """Fit `params` on [first, last]; `model`: an unfitted wrapper to fit instead on the same rows
+        (the bootstrap ensemble of `ml.models.uncertainty_scores`)."""
+        model = make_model(self.family, **params) if model is None else model
         prep = self.prep
         if self.cls.uses_moments:
             return model.fit_moments(prep.moments.subset(np.arange(first, last + 1)), prep.features)
@@ -482,6 +485,7 @@ def _train_spec(prep: PreparedView, family: str, cfg: Mapping, log, fit_final: b
     )
     runner = _SpecRunner(prep, family, settings, seed)
     importance = RefitImportance(prep, family, cfg, seed)  # per refit, on its training window's tail
+    stds = FoldStd(StdSettings.from_config(cfg), runner, family, seed)  # intervals.method's per-row std
     last_labeled = prep.last_labeled_pos
     model_id = spec_model_id(family, prep.view, cfg, prep.features,
                              prep.calendar[last_labeled] if last_labeled >= 0 else None)
@@ -504,6 +508,7 @@ def _train_spec(prep: PreparedView, family: str, cfg: Mapping, log, fit_final: b
             "val_scores": json.dumps(val_scores), "fit_s": time.perf_counter() - t0,
         })
         fold_rows[-1]["importance_s"] = importance.record(k, model, a, b, s)
+        fold_rows[-1]["std_s"] = stds.record(k, model, a, b, s, e, chosen)
     folds = pd.DataFrame(fold_rows)
     if fold_rows:
         first_test = int(np.searchsorted(prep.calendar, np.datetime64(folds["test_start"].iloc[0])))
@@ -513,6 +518,8 @@ def _train_spec(prep: PreparedView, family: str, cfg: Mapping, log, fit_final: b
             "date": idx.get_level_values("date"), "symbol": idx.get_level_values("symbol"),
             "model_id": model_id, "score": np.concatenate(scores),
         })
+        if stds.active:
+            predictions[STD_COLUMN] = stds.column()
     else:
         rows = slice(0, 0)
         predictions = pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"), "symbol": pd.Series(dtype=str),
