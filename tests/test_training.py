@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from lookahead import assert_past_unchanged, poison_after
 
 from ml.metrics import daily_ic, ic_summary
 from ml.training import (
@@ -157,22 +158,10 @@ def test_no_look_ahead_future_changes_leave_past_predictions_alone(frames, famil
     base = train_spec(prepare_view(build_view_frames(frames, cfg)["price_momentum"], "price_momentum", cfg),
                       family, cfg, fit_final=False)
     fold = base.folds.iloc[5]
-    label_cut, feature_cut = pd.Timestamp(fold["train_end"]), pd.Timestamp(fold["test_end"])
-    rng = np.random.default_rng(9)
-    poisoned = {}
-    for name, frame in frames.items():
-        frame = frame.copy()
-        later = pd.to_datetime(frame["date"]) > (label_cut if name == "labels" else feature_cut)
-        for col in frame.columns.drop(["symbol", "date"]):
-            frame.loc[later, col] = rng.standard_normal(int(later.sum()))
-        poisoned[name] = frame
+    poisoned = poison_after(frames, fold)
     other = train_spec(prepare_view(build_view_frames(poisoned, cfg)["price_momentum"], "price_momentum", cfg),
                        family, cfg, fit_final=False)
-    upto = base.predictions["date"] <= feature_cut
-    assert upto.sum() > 0 and (base.predictions.loc[upto, "date"] >= pd.Timestamp(fold["test_start"])).any()
-    np.testing.assert_array_equal(base.predictions.loc[upto, "score"].to_numpy(),
-                                  other.predictions.loc[upto, "score"].to_numpy())
-    assert not np.allclose(base.predictions.loc[~upto, "score"], other.predictions.loc[~upto, "score"])
+    assert_past_unchanged(base, other, fold)
 
 
 @pytest.mark.parametrize("family", ["ridge", "lightgbm"])
