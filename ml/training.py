@@ -16,7 +16,8 @@ training rows, seeded by (seed, window); every fit runs with `threads` BLAS/Open
 default: on a small shared host oversubscribed threads make LightGBM, XGBoost and BLAS many times
 slower).
 
-`train_zoo(frame_by_view, config, log)` runs every enabled (family, view) of `config/zoo.yaml`
+`train_zoo(frame_by_view, config, log)` runs every enabled (family, view) of `config/zoo.yaml` (its loader:
+`ml.zoo_config`; view frames: `ml.view_frames`, both re-exported here)
 with progress lines and returns predictions plus the out-of-sample metrics of each spec.
 
 Frames. A view frame has columns `symbol`, `date`, the view's features and (or, under the key
@@ -29,35 +30,33 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Mapping
-from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from sklearn.model_selection import ParameterGrid
 from threadpoolctl import threadpool_limits
 
 from ml.cv import WalkForward
-from ml.data.views import feature_views
-from ml.importance import ImportanceConfigError, ImportanceSettings, RefitImportance
+from ml.importance import RefitImportance
 from ml.metrics import daily_rank_ic, evaluate_scores
 from ml.models.categories import (
-    CATEGORIES_KEY,
-    attach_categories,
     category_codes,
     category_columns,
-    load_categories,
 )
 from ml.models.uncertainty_scores import STD_COLUMN, FoldStd, StdSettings
-from ml.paths import DataPaths
+from ml.view_frames import (  # noqa: F401 (re-exported: ml.training is where callers look)
+    _keyed,
+    build_view_frames,
+    frames_from_wide,
+    label_columns,
+    load_view_frames,
+)
 from ml.zoo import (
-    DEFAULT_STATE_PATTERN,
     FAMILIES,
     CrossSectionalModel,
     DateMoments,
@@ -68,219 +67,18 @@ from ml.zoo import (
     market_state,
     state_source_columns,
 )
-
-ALL_VIEW = "all"
-SEP = "__"
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[1] / "config" / "zoo.yaml"
-
-DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "threads": 1,  # BLAS/OpenMP threads inside fits (oversubscribed multi-threading is slow on small hosts)
-    "views": "auto",  # auto: every feature view of the dbt project (ml/data/views.py), then `all`
-    "target": {"label": "fwd_ret_sn_5d", "transform": "rank", "horizon": 5},
-    "evaluation": {"labels": {1: "fwd_ret_sn_1d", 5: "fwd_ret_sn_5d", 21: "fwd_ret_sn_21d"}, "primary": 5},
-    "preprocess": {"method": "rank_gauss", "clip": 3.0, "state_pattern": DEFAULT_STATE_PATTERN},
-    "cv": {
-        "cadence": "M",
-        "horizon": None,  # purge in trading days; None -> target.horizon
-        "embargo": 2,
-        "min_train_days": 504,
-        "max_train_days": None,
-        "first_test_date": None,
-        "tune_every": 12,
-        "val_fraction": 0.2,
-        "max_train_rows": None,
-    },
-    "families": {name: {"enabled": True} for name in FAMILIES},
-    "horizons": {},  # extra label horizons (ml/models/horizons.py): {h: {label, families}}
-}
-FAMILY_KEYS = {"enabled", "params", "grid", "cadence", "tune_every", "max_train_rows", "max_train_days", "views"}
-
-
-class ConfigError(ValueError):
-    """An invalid zoo configuration."""
-
-
-# ================================================================================ configuration
-def _merge(base: dict, over: Mapping) -> dict:
-    out = deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = deepcopy(value)
-    return out
-
-
-def load_config(config: str | Path | Mapping | None = None) -> dict[str, Any]:
-    """The zoo configuration: defaults overlaid with a YAML file or a dict.
-
-    With no argument: the file named by `AURORA_ZOO_CONFIG`, else `config/zoo.yaml`. Validates
-    families, views, target transform and CV settings; fills `cv.horizon` from the target.
-    """
-    if config is None:
-        config = os.environ.get("AURORA_ZOO_CONFIG") or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else {})
-    if isinstance(config, str | Path):
-        config = yaml.safe_load(Path(config).read_text()) or {}
-    cfg = _merge(DEFAULTS, config)
-    if cfg["views"] == "auto":
-        cfg["views"] = [*feature_views(), ALL_VIEW]
-    labels = cfg["evaluation"]["labels"]
-    cfg["evaluation"]["labels"] = {int(h): str(c) for h, c in labels.items()}
-    target, cv = cfg["target"], cfg["cv"]
-    if target["transform"] not in ("rank", "demean", "raw"):
-        raise ConfigError(f"target.transform must be rank | demean | raw, got {target['transform']!r}")
-    if cv["horizon"] is None:
-        cv["horizon"] = int(target["horizon"])
-    if int(cv["horizon"]) < int(target["horizon"]):
-        raise ConfigError(f"cv.horizon ({cv['horizon']}) must be >= the label horizon ({target['horizon']})")
-    for name, fam in cfg["families"].items():
-        if name not in FAMILIES:
-            raise ConfigError(f"unknown family {name!r} in config; known: {sorted(FAMILIES)}")
-        unknown = set(fam) - FAMILY_KEYS
-        if unknown:
-            raise ConfigError(f"family {name}: unknown keys {sorted(unknown)}; allowed {sorted(FAMILY_KEYS)}")
-        if fam.get("views") is not None and not isinstance(fam["views"], list | tuple):
-            raise ConfigError(f"family {name}: views must be a list of view names, got {fam['views']!r}")
-        make_model(name, **(fam.get("params") or {}))  # validates parameter names
-        grid = fam.get("grid")
-        if grid is not None:
-            make_model(name, **{k: v[0] for k, v in grid.items() if v})
-    if int(cfg["evaluation"]["primary"]) not in cfg["evaluation"]["labels"]:
-        raise ConfigError("evaluation.primary must be one of evaluation.labels' horizons")
-    from ml.models.horizons import HorizonConfigError, validate_horizons
-
-    try:
-        cfg["horizons"] = validate_horizons(cfg)
-    except HorizonConfigError as exc:
-        raise ConfigError(str(exc)) from exc
-    try:
-        ImportanceSettings.from_config(cfg)  # the `importance` section (ml/importance.py)
-    except ImportanceConfigError as exc:
-        raise ConfigError(str(exc)) from exc
-    return cfg
-
-
-def family_settings(cfg: Mapping, family: str) -> dict[str, Any]:
-    """A family's effective settings: params (seeded), grid, cadence, tune_every, row cap, window."""
-    fam = dict(cfg["families"].get(family) or {})
-    cv = cfg["cv"]
-    cls = FAMILIES[family]
-    params = dict(fam.get("params") or {})
-    default_params = cls().get_params()
-    if "random_state" in default_params:
-        params.setdefault("random_state", int(cfg["seed"]))
-    if "overlap" in default_params:
-        params.setdefault("overlap", int(cfg["target"]["horizon"]))
-    grid = fam.get("grid")
-    return {
-        "enabled": bool(fam.get("enabled", True)),
-        "params": params,
-        "grid": dict(cls.grid if grid is None else grid),
-        "cadence": fam.get("cadence") or cv["cadence"],
-        "tune_every": int(fam.get("tune_every") or cv["tune_every"]),
-        "max_train_rows": fam.get("max_train_rows", cv.get("max_train_rows")),
-        "max_train_days": fam.get("max_train_days", cv["max_train_days"]),
-        "views": None if fam.get("views") is None else [str(v) for v in fam["views"]],
-    }
-
-
-def enabled_families(cfg: Mapping) -> list[str]:
-    return [f for f in cfg["families"] if family_settings(cfg, f)["enabled"]]
-
-
-def runs_on(cfg: Mapping, family: str, view: str) -> bool:
-    """Whether `family` trains on `view`: a family's `views:` list narrows it (costly families, e.g.
-    the neural ones, may run on a few views only); none means every configured view."""
-    views = family_settings(cfg, family)["views"]
-    return views is None or view in views
-
-
-# ================================================================================ frames
-def label_columns(cfg: Mapping) -> list[str]:
-    cols = [cfg["target"]["label"], *cfg["evaluation"]["labels"].values()]
-    return list(dict.fromkeys(cols))
-
-
-def _prefixed(frame: pd.DataFrame, view: str, skip: set[str]) -> pd.DataFrame:
-    rename = {c: f"{view}{SEP}{c}" for c in frame.columns if c not in skip and SEP not in str(c)}
-    return frame.rename(columns=rename)
-
-
-def _keyed(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.copy()
-    out["date"] = pd.to_datetime(out["date"])
-    out["symbol"] = out["symbol"].astype(str)
-    return out
-
-
-def build_view_frames(frame_by_view: Mapping[str, pd.DataFrame], cfg: Mapping) -> dict[str, pd.DataFrame]:
-    """One frame per configured view (symbol, date, `<view>__<feature>`..., labels): labels joined from
-    `frame_by_view["labels"]` when the view frames lack them; `all` built by joining every view."""
-    labels_needed = label_columns(cfg)
-    label_frame = frame_by_view.get("labels")
-    keys = {"symbol", "date"}
-    out: dict[str, pd.DataFrame] = {}
-    for view, frame in frame_by_view.items():
-        if view in ("labels", ALL_VIEW, CATEGORIES_KEY):
-            continue
-        frame = _keyed(frame)
-        present = [c for c in labels_needed if c in frame.columns]
-        feats = frame.drop(columns=present)
-        out[view] = _prefixed(feats, view, keys | set(labels_needed))
-        if present:
-            out[view] = out[view].merge(frame[["symbol", "date", *present]], on=["symbol", "date"], how="left")
-    if ALL_VIEW in cfg["views"]:
-        if ALL_VIEW in frame_by_view:
-            out[ALL_VIEW] = _keyed(frame_by_view[ALL_VIEW])
-        else:
-            parts = list(out.values())  # every feature view present, configured on its own or not
-            if parts:
-                merged = None
-                for part in parts:
-                    part = part.drop(columns=[c for c in labels_needed if c in part.columns])
-                    merged = part if merged is None else merged.merge(part, on=["symbol", "date"], how="outer")
-                out[ALL_VIEW] = merged
-    if label_frame is not None:
-        lf = _keyed(label_frame)
-        lf = lf[["symbol", "date", *[c for c in labels_needed if c in lf.columns]]]
-        for view, frame in out.items():
-            missing = [c for c in labels_needed if c not in frame.columns and c in lf.columns]
-            if missing:
-                out[view] = frame.merge(lf[["symbol", "date", *missing]], on=["symbol", "date"], how="left")
-    cats = frame_by_view.get(CATEGORIES_KEY)  # sector / industry by symbol (ml/models/categories.py)
-    return {v: attach_categories(out[v], cats) for v in cfg["views"] if v in out}
-
-
-def load_view_frames(paths: DataPaths, views: list[str] | None = None) -> dict[str, pd.DataFrame]:
-    """Read `features/<view>.parquet` and `features/labels.parquet` (the dbt marts) as raw frames,
-    keyed by view name plus `labels`; pass the result to `train_zoo`. Missing views are skipped."""
-    views = [v for v in (views or feature_views()) if v != ALL_VIEW]
-    out = {}
-    for name in [*views, "labels"]:
-        path = paths.features / f"{name}.parquet"
-        if path.exists():
-            out[name] = pd.read_parquet(path)
-    categories = load_categories(paths)  # for the families with `needs_categories`; None without any
-    if categories is not None:
-        out[CATEGORIES_KEY] = categories
-    return out
-
-
-def frames_from_wide(wide: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Split a Feast `training_frame` (symbol, date, `<view>__<f>`..., `labels__<label>`) into frames
-    per view plus `labels` (label names without their prefix)."""
-    out: dict[str, list[str]] = {}
-    for col in wide.columns:
-        if SEP in str(col):
-            out.setdefault(str(col).split(SEP, 1)[0], []).append(col)
-    frames = {}
-    for view, cols in out.items():
-        frame = wide[["symbol", "date", *cols]]
-        if view == "labels":
-            frame = frame.rename(columns={c: c.split(SEP, 1)[1] for c in cols})
-        frames[view] = frame
-    return frames
+from ml.zoo_config import (  # noqa: F401 (re-exported)
+    ALL_VIEW,
+    DEFAULT_CONFIG_PATH,
+    DEFAULTS,
+    FAMILY_KEYS,
+    SEP,
+    ConfigError,
+    enabled_families,
+    family_settings,
+    load_config,
+    runs_on,
+)
 
 
 # ================================================================================ prepared view
