@@ -91,7 +91,7 @@ def live_scores(paths: DataPaths, vectors: pd.DataFrame, weights: dict[str, floa
     scores = {}
     for model_id in sorted(weights):
         model = registry.load_model(paths, model_id)  # refuses an artifact whose sha256 changed
-        if getattr(model.estimator_, "needs_history", False):  # sequence families: + the trailing dates
+        if getattr(getattr(model, "estimator_", None), "needs_history", False):  # sequence families: + trailing dates
             from ml.models.sequence import history_scores
 
             scores[model_id] = history_scores(paths, model, X)
