@@ -180,7 +180,7 @@ class RefitImportance:
         history = int(getattr(model, "history_days", 0)) if getattr(type(model), "needs_history", False) else 0
         h0 = max(0, w0 - history)
         rows = prep.rows(h0, w1)
-        X = prep.design(rows, type(model).needs_state)
+        X = prep.design(rows, type(model).needs_state, getattr(type(model), "needs_categories", False))
         imp, base = permutation_importance(model, X, prep.y[rows], prep.features, seed=[self.seed, first, last],
                                            min_names=self.settings.min_names,
                                            score_from=int(prep.bounds[w0] - prep.bounds[h0]))

@@ -243,3 +243,22 @@ def test_catboost_leakage_placebo_shuffled_labels_give_no_skill_even_with_catego
                                   on=["date", "symbol"])
     summary = ic_summary(daily_ic(frame, "score", "fwd_ret_sn_5d"))
     assert abs(summary["mean"]) < 3 * summary["std"] / np.sqrt(summary["n"]), summary
+
+
+def test_catboosts_feature_importance_is_measured_with_its_categories(monkeypatch):
+    """The importance of a refit predicts from the same design as the refit: CatBoost with sector and
+    industry, never as if every name were unclassified."""
+    seen = []
+    original = CatBoostModel.predict
+
+    def spy(self, X):
+        seen.append(list(X.columns))
+        return original(self, X)
+
+    monkeypatch.setattr(CatBoostModel, "predict", spy)
+    cfg = _config(views=["price_momentum"])
+    cfg["importance"] = {"enabled": True, "interval": None}
+    prep = prepare_view(build_view_frames(_frames_with_categories(), cfg)["price_momentum"], "price_momentum", cfg)
+    res = train_spec(prep, "catboost", cfg, fit_final=False)
+    assert res.importance is not None and len(res.importance)
+    assert seen and all("__cat__sector" in cols and "__cat__industry" in cols for cols in seen)
