@@ -10,9 +10,9 @@ horizons, each with its label column and the families trained on it:
 
 An extra-horizon spec is an ordinary spec with the target swapped: the purge (`cv.horizon`) becomes
 that horizon (at least), its model id reads `<family>@<h>d-<view>-<digest>`, and its registry record
-carries the target. Downstream, the ensembles weigh every model by its own walk-forward IC against
-the ensemble's label, and the policy measures the combined score's decay over lags 1-21 (ml/portfolio/
-measured.py), so each horizon's models count for what they are measured to add, at the speed measured.
+carries the target. Downstream, each horizon's models get an ensemble of their own against their
+own label, and the policy adds what each horizon adds beyond the primary signal, at its own measured
+speed (ml/horizon_signals.py, docs/policy.md).
 """
 
 from __future__ import annotations
