@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.metrics import daily_rank_ic, date_bounds, group_sums
+from ml.metrics import date_bounds, group_sums
 
 
 # ================================================================================ per-date statistics
@@ -223,7 +223,7 @@ class WalkForwardChoice:
     precomputed: dict = field(default_factory=dict, init=False, repr=False)
 
     def weights(self, panel: pd.DataFrame, label: pd.Series) -> pd.DataFrame:
-        from ml.ensemble import combine, make_weighter
+        from ml.ensemble import ICWeighted, combine, make_weighter
 
         calendar, _, _ = date_bounds(panel.index)
         names = [str(c) for c in self.candidates]
@@ -233,14 +233,10 @@ class WalkForwardChoice:
                        else make_weighter(c, self.config, self.horizon).weights(panel, label))
                    .reindex(index=calendar, columns=panel.columns).fillna(0.0) for c in names}
         scores = pd.DataFrame({c: combine(panel, w)[0] for c, w in weights.items()}, index=panel.index)
-        ic = daily_rank_ic(scores, label, self.min_names).reindex(calendar)
-        roll = ic.rolling(self.window, min_periods=self.min_periods)
-        stat = roll.mean()
-        if self.statistic == "icir":
-            stat = stat / roll.std().where(lambda s: s > 0)
-        elif self.statistic != "ic":
-            raise ValueError(f"statistic must be ic | icir, got {self.statistic!r}")
-        known = stat.shift(self.horizon + 1).to_numpy()
+        # each candidate's trailing IC (or ICIR) known at the date: the one definition ICWeighted uses
+        known = ICWeighted(horizon=self.horizon, window=self.window, min_periods=self.min_periods,
+                           statistic=self.statistic, min_names=self.min_names
+                           ).statistic_frame(scores, label)[list(names)].to_numpy()
         best = np.where(np.isfinite(known).any(axis=1), np.nan_to_num(known, nan=-np.inf).argmax(axis=1), 0)
         stack = np.stack([weights[c].to_numpy() for c in names])  # (candidates, dates, models)
         out = stack[best, np.arange(len(calendar))]
