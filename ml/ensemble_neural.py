@@ -73,9 +73,9 @@ def gate_features(stats: Mapping[str, np.ndarray], calendar: pd.DatetimeIndex, c
 def _train_fn(hidden: int, steps: int, warm_steps: int, learning_rate: float):
     """Jitted full-batch trainers (cold: `steps`, warm-started: `warm_steps`; jax caches them per
     shape): params0, data, train-date mask -> params."""
-    import jax
-    import jax.numpy as jnp
-    import optax
+    from ml.models.neural import jax_modules
+
+    jax, jnp, optax = jax_modules()  # CPU only, single-threaded XLA kernels
 
     def logits(params, feats, present):
         h = jnp.tanh(feats @ params["w1"] + params["b1"])  # (D, m, hidden)
@@ -152,10 +152,10 @@ class NeuralStacked:
     fitted: list = field(default_factory=list, init=False, repr=False)  # (refit date, params) of the last call
 
     def weights(self, panel: pd.DataFrame, label: pd.Series) -> pd.DataFrame:
-        import jax
-        import jax.numpy as jnp
-
         from ml.ensemble import cumulative_days_with_data, standardize
+        from ml.models.neural import jax_modules
+
+        jax, jnp, _ = jax_modules()
 
         calendar, _, starts = date_bounds(panel.index)
         y = standardize(label.reindex(panel.index).to_frame("y"), method=self.label_transform)["y"].to_numpy()

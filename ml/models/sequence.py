@@ -113,9 +113,9 @@ def _compiled() -> dict[str, Any]:
     """The jitted forward and training loop (built on first use: importing ml.zoo stays jax-free)."""
     if _JIT:
         return _JIT
-    import jax
-    import jax.numpy as jnp
-    import optax
+    from ml.models.neural import jax_modules
+
+    jax, jnp, optax = jax_modules()  # CPU only, single-threaded XLA kernels: the zoo's thread budget
 
     def forward(params, x):
         hidden = params["uh"].shape[0]
