@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
-from ml.ensemble import cumulative_days_with_data, date_bounds, standardize
+from ml.ensemble import cumulative_days_with_data, date_bounds, known_windows, standardize
 
 BPS = 1e4
 
@@ -82,11 +82,8 @@ class Calibrator:
         alpha = (1.0 - self.coverage) / 2.0
         days_with_data = cumulative_days_with_data(np.isfinite(x) & np.isfinite(y), starts)
         fitted_any = False
-        for k, p in enumerate(refits):
-            last = p - self.horizon - 1
-            first = 0 if self.window is None else max(0, last - self.window + 1)
-            if last < 0 or days_with_data[last + 1] - days_with_data[first] < self.min_train_days:
-                continue
+        for k, p, first, last in known_windows(refits, self.horizon, self.window, days_with_data,
+                                               self.min_train_days):
             train = slice(row_at[first], row_at[last + 1])
             xt, yt, st = x[train], y[train], s[train]
             ok = np.isfinite(xt) & np.isfinite(yt)

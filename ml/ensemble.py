@@ -46,6 +46,19 @@ def cumulative_days_with_data(usable: np.ndarray, starts: np.ndarray) -> np.ndar
     return np.r_[0, np.cumsum(has)]
 
 
+def known_windows(refits, horizon: int, window: int | None, days_with_data: np.ndarray, min_train_days: int):
+    """(k, refit position p, first, last) of each walk-forward refit with enough history: the training
+    window ends at last = p - horizon - 1 (the last date whose label is known at p), starts `window`
+    dates earlier (None: expanding) and holds at least `min_train_days` dates with data. The one
+    look-ahead rule the calibrators, probability, interval and meta-model refits share."""
+    for k, p in enumerate(refits):
+        last = p - horizon - 1
+        first = 0 if window is None else max(0, last - window + 1)
+        if last < 0 or days_with_data[last + 1] - days_with_data[first] < min_train_days:
+            continue
+        yield k, p, first, last
+
+
 def score_panel(predictions: pd.DataFrame, models: Sequence[str] | None = None) -> pd.DataFrame:
     """Long predictions (date, symbol, model_id, score) -> wide panel, index (date, symbol) sorted,
     one column per model (NaN where a model has no score). `models` keeps only those ids."""

@@ -152,7 +152,7 @@ class NeuralStacked:
     fitted: list = field(default_factory=list, init=False, repr=False)  # (refit date, params) of the last call
 
     def weights(self, panel: pd.DataFrame, label: pd.Series) -> pd.DataFrame:
-        from ml.ensemble import cumulative_days_with_data, standardize
+        from ml.ensemble import cumulative_days_with_data, known_windows, standardize
         from ml.models.neural import jax_modules
 
         jax, jnp, _ = jax_modules()
@@ -187,11 +187,7 @@ class NeuralStacked:
         pres = jnp.asarray(present[sub])
         self.fitted = []
         start = init
-        for k, p in enumerate(refits):
-            last = p - self.horizon - 1
-            first = 0 if self.window is None else max(0, last - self.window + 1)
-            if last < 0 or days[last + 1] - days[first] < self.min_train_days:
-                continue
+        for k, p, first, last in known_windows(refits, self.horizon, self.window, days, self.min_train_days):
             mask = jnp.asarray(usable[sub] & (sub >= first) & (sub <= last))
             train = train_cold if not self.fitted else train_warm
             params = train(start, f32["feats"], pres, f32["sxx"], f32["sxy"], f32["syy"], mask, self.l2)

@@ -34,7 +34,7 @@ import pandas as pd
 from scipy.special import expit
 
 from ml.calibration import monotone_curve
-from ml.ensemble import cumulative_days_with_data, date_bounds
+from ml.ensemble import cumulative_days_with_data, date_bounds, known_windows
 
 METHODS = ("platt", "isotonic", "auto")
 CANDIDATES = ("platt", "isotonic")
@@ -106,11 +106,9 @@ class ProbabilityCalibrator:
         base = np.full(n, np.nan)
         usable = np.isfinite(xv) & np.isfinite(yv)
         days_with_data = cumulative_days_with_data(usable, starts)
-        for k, p in enumerate(refits):  # a few dozen refit dates; every row operation inside is vectorized
-            last = p - self.horizon - 1
-            first = 0 if self.window is None else max(0, last - self.window + 1)
-            if last < 0 or days_with_data[last + 1] - days_with_data[first] < self.min_train_days:
-                continue
+        # a few dozen refit dates; every row operation inside is vectorized
+        for k, p, first, last in known_windows(refits, self.horizon, self.window, days_with_data,
+                                               self.min_train_days):
             train = slice(row_at[first], row_at[last + 1])
             ok = usable[train]
             if ok.sum() < self.min_rows:

@@ -29,6 +29,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
 from ml.calibration import BPS, conformal_quantiles
+from ml.ensemble import cumulative_days_with_data, known_windows
 from ml.metrics import date_bounds, group_sums
 
 INTERVAL_METHODS = ("conformal", "bootstrap", "mc_dropout")
@@ -190,15 +191,11 @@ class StdIntervals:
         lo, hi = np.full(len(e), np.nan), np.full(len(e), np.nan)
         row_at = np.r_[starts, len(e)]
         usable = np.isfinite(e) & np.isfinite(y)
-        days = np.r_[0, np.cumsum(group_sums(usable.astype(float), starts) > 0)]
+        days = cumulative_days_with_data(usable, starts)
         periods = calendar.to_period(self.refit)
         refits = np.flatnonzero(np.r_[True, periods[1:] != periods[:-1]])
         alpha = (1.0 - self.coverage) / 2.0
-        for k, p in enumerate(refits):
-            last = p - self.horizon - 1
-            first = 0 if self.window is None else max(0, last - self.window + 1)
-            if last < 0 or days[last + 1] - days[first] < self.min_train_days:
-                continue
+        for k, p, first, last in known_windows(refits, self.horizon, self.window, days, self.min_train_days):
             train = slice(row_at[first], row_at[last + 1])
             ok = usable[train]
             if ok.sum() < 10 * self.n_buckets:
