@@ -28,9 +28,11 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
 		|| echo "chromium could not be installed: the app screenshot test will be skipped"; }
 
+# Two pytest workers (pytest-xdist), one test file at a time each: a file's module fixtures (a pipeline
+# run on a small market) are built once, and the many single-threaded tests fill the second core.
 test: $(STAMP) browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

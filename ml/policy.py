@@ -90,6 +90,7 @@ POLICY_DEFAULTS: dict[str, Any] = {
     "risk": {},
     "turnover": {},
     "naive": {"n_bins": 10, "gross_leverage": 2.0},
+    "compare_methods": "chosen",
 }
 
 

@@ -60,16 +60,17 @@ def policy_comparison(
     log: Log = print,
     horizon_signals: pd.DataFrame | None = None,
 ) -> tuple[dict[str, PolicyRun], pd.DataFrame]:
-    """Run the cost-aware policy on every ensemble's calibrated signals, the naive policy on the
-    chosen one and, when `oracle` is given (evaluation only), the same policy on the oracle's expected
-    returns over the same dates. Returns the runs and `table` with the policy columns filled in and
-    the naive and oracle rows added."""
+    """Run the cost-aware policy on the chosen ensemble's calibrated signals (on every ensemble's when
+    the policy config says `compare_methods: all`: one more backtest each, for comparison columns
+    only), the naive policy on the chosen one and, when `oracle` is given (evaluation only), the same
+    policy on the oracle's expected returns over the same dates. Returns the runs and `table` with the
+    policy columns filled in (left empty for the methods not run) and the naive and oracle rows added."""
     from ml.evaluation import score_metrics
 
     policy = pol.policy_from_config(policy_cfg)
     runs: dict[str, PolicyRun] = {}
     table = table.copy()
-    for method, frame in signals.items():
+    for method, frame in compared_methods(signals, chosen, policy_cfg).items():
         t0 = time.perf_counter()
         runs[method] = run_policy(method, policy, frame, market, horizon_signals=horizon_signals)
         m = runs[method].metrics
@@ -93,6 +94,15 @@ def policy_comparison(
         rows.append({"name": "oracle", "kind": "oracle_policy", "chosen": False, "version": "",
                      **score_metrics(osig["expected_return"], label, horizon), **_policy_cols(runs["oracle"].metrics)})
     return runs, pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
+
+
+def compared_methods(signals: Mapping[str, pd.DataFrame], chosen: str,
+                     policy_cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """The ensemble methods the policy is backtested on: the chosen one, or all (`compare_methods`)."""
+    which = policy_cfg.get("compare_methods", "chosen")
+    if which not in ("chosen", "all"):
+        raise ValueError(f"config/policy.yaml: compare_methods must be 'chosen' or 'all', not {which!r}")
+    return dict(signals) if which == "all" else {chosen: signals[chosen]}
 
 
 def _policy_cols(m: Mapping[str, float]) -> dict[str, float]:

@@ -96,7 +96,7 @@ def test_whole_chain_signals_and_decisions_at_t_ignore_prices_after_t():
     upto = [c.signals["stacked"][pd.to_datetime(c.signals["stacked"]["date"]) <= base_mp.dates[t]] for c in runs]
     assert len(upto[0]) > 0
     pd.testing.assert_frame_equal(upto[0].reset_index(drop=True), upto[1].reset_index(drop=True))
-    w0, w1 = (c.runs["stacked"].result.weights[: t + 1] for c in runs)
+    w0, w1 = (c.runs[c.chosen].result.weights[: t + 1] for c in runs)
     assert np.array_equal(w0, w1)
 
 
@@ -318,3 +318,13 @@ def test_a_failed_write_leaves_the_previous_tables_intact(tmp_path):
     assert con.execute("select expected_return from ml.signals").fetchall() == [(1.0,)]
     assert con.execute("select reason from ml.positions").fetchall() == [("trade",)]
     con.close()
+
+
+def test_the_policy_backtests_the_chosen_method_unless_every_method_is_asked_for():
+    from ml.policy_stage import compared_methods
+
+    signals = {m: pd.DataFrame({"method": [m]}) for m in ("equal", "stacked", "walk_forward_choice")}
+    assert list(compared_methods(signals, "stacked", pol.load_config())) == ["stacked"]  # the shipped default
+    assert list(compared_methods(signals, "stacked", {"compare_methods": "all"})) == list(signals)
+    with pytest.raises(ValueError, match="compare_methods"):
+        compared_methods(signals, "stacked", {"compare_methods": "every"})
