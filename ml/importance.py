@@ -43,7 +43,6 @@ if TYPE_CHECKING:  # ml.training imports this module
 
 METHOD = "permutation_rank_ic"
 TABLE = "feature_importance"  # ml.feature_importance, written with ml.model_metrics (ml.pipeline)
-BATCH_ROWS = 50_000  # rows per predict call of the stacked shuffled copies (~50 MB at 130 columns)
 COLUMNS = ["model_id", "family", "view", "refit_date", "feature", "importance", "method", "fold",
            "train_end", "window_start", "window_end", "baseline_ic"]
 
@@ -106,7 +105,7 @@ def within_date_permutations(codes: np.ndarray, n_columns: int, rng: np.random.G
 
 def permutation_importance(
     model: ZooEstimator, X: pd.DataFrame, target: np.ndarray, features: list[str], seed: Any = 0,
-    min_names: int = 5, score_from: int = 0, batch_rows: int | None = None,
+    min_names: int = 5, score_from: int = 0,
 ) -> tuple[pd.Series, float]:
     """(importance per feature, baseline mean daily rank IC) of a fitted `model` on rows `X`.
 
@@ -114,11 +113,8 @@ def permutation_importance(
     columns); `target`: the row-aligned target. Rows before `score_from` are context only (a sequence
     family's trailing windows): shuffled and predicted, not scored. Importance = baseline mean daily
     rank IC minus the mean daily rank IC with that feature shuffled within each date (NaN when no
-    date has `min_names` names). A family whose score of a row reads only that row gets its shuffled
-    copies stacked, `batch_rows` rows per `predict` call (default `BATCH_ROWS`): the same scores, without
-    one call's overhead per feature; a `needs_history` family is predicted one copy at a time.
+    date has `min_names` names).
     """
-    batch_rows = BATCH_ROWS if batch_rows is None else batch_rows
     codes, dates = date_codes(X.index)
     if np.any(np.diff(codes) < 0):
         raise ValueError("permutation_importance: rows must be sorted by date")
@@ -129,29 +125,17 @@ def permutation_importance(
     values = X.to_numpy(dtype="float64", na_value=np.nan, copy=True)
     perms = within_date_permutations(codes, len(features), np.random.default_rng(seed))
     scores = np.empty((len(values), len(features) + 1))
-    n, positions = len(values), [cols.index(f) for f in features]
 
-    def predict(array: np.ndarray, copies: int = 1) -> np.ndarray:
-        index = X.index if copies == 1 else X.index[np.tile(np.arange(n), copies)]
-        return np.asarray(model.predict(pd.DataFrame(array, index=index, columns=cols)), dtype="float64").ravel()
+    def predict(array: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(pd.DataFrame(array, index=X.index, columns=cols)), dtype="float64").ravel()
 
     scores[:, 0] = predict(values)
-    if getattr(type(model), "needs_history", False):  # a name's score reads its other rows: one copy at a time
-        for j, c in enumerate(positions):
-            kept = values[:, c].copy()
-            values[:, c] = kept[perms[:, j]]
-            scores[:, j + 1] = predict(values)
-            values[:, c] = kept
-    else:  # a row's score is its own: shuffled copies stacked, one predict call per `batch_rows` rows
-        per = max(1, min(len(features), int(batch_rows) // max(n, 1)))
-        for j0 in range(0, len(features), per):
-            block = np.tile(values, (per, 1))  # always `per` copies (the last block padded): one shape
-            js = range(j0, min(j0 + per, len(features)))
-            for k, j in enumerate(js):
-                block[k * n:(k + 1) * n, positions[j]] = values[perms[:, j], positions[j]]
-            out = predict(block, per)
-            for k, j in enumerate(js):
-                scores[:, j + 1] = out[k * n:(k + 1) * n]
+    for j, feature in enumerate(features):
+        c = cols.index(feature)
+        kept = values[:, c].copy()
+        values[:, c] = kept[perms[:, j]]
+        scores[:, j + 1] = predict(values)
+        values[:, c] = kept
     # own index (date, row number): never the shared view's MultiIndex (its lazy engine is not thread-safe)
     kept_rows = slice(int(score_from), None)
     index = pd.MultiIndex.from_arrays([dates[codes[kept_rows]], np.arange(len(codes))[kept_rows]], names=["date", "row"])

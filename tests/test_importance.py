@@ -158,28 +158,6 @@ def test_any_estimator_with_predict_no_per_family_code():
     assert imp["price_momentum__a"] == 0.0 and imp["price_momentum__b"] == 0.0
 
 
-@pytest.mark.parametrize("family", ["ridge", "lightgbm"])
-def test_stacked_shuffled_copies_score_exactly_as_one_copy_at_a_time(family):
-    """Batching the shuffled copies into few predict calls is a speed-up only: the same importances."""
-    from ml.zoo import make_model
-
-    n_dates, n_names = 15, 40
-    rng = np.random.default_rng(3)
-    index = pd.MultiIndex.from_product([pd.bdate_range("2022-01-03", periods=n_dates), range(n_names)],
-                                       names=["date", "symbol"])
-    X = pd.DataFrame(rng.standard_normal((len(index), 3)), index=index, columns=FEATURES)
-    target = X["price_momentum__a"].to_numpy() + 0.5 * rng.standard_normal(len(index))
-    model = make_model(family, **({"n_estimators": 10} if family == "lightgbm" else {})).fit(X, pd.Series(target,
-                                                                                                        index=index))
-    one_at_a_time = permutation_importance(model, X, target, FEATURES, seed=4, batch_rows=1)
-    two_per_call = permutation_importance(model, X, target, FEATURES, seed=4, batch_rows=2 * len(X))  # + padding
-    all_at_once = permutation_importance(model, X, target, FEATURES, seed=4)
-    for other in (two_per_call, all_at_once):
-        pd.testing.assert_series_equal(other[0], one_at_a_time[0], rtol=1e-12, atol=1e-12)
-        assert other[1] == one_at_a_time[1]
-    assert one_at_a_time[0].idxmax() == "price_momentum__a"
-
-
 def test_shuffles_stay_within_each_date():
     codes = np.repeat(np.arange(5), [3, 7, 1, 4, 6])
     perms = within_date_permutations(codes, 4, np.random.default_rng(0))
