@@ -265,6 +265,8 @@ else:
 comparison = read.get("ensemble_comparison")
 if comparison is not None and len(comparison):
     st.subheader("Ensembles and policies side by side")
+    st.caption("The policy columns (Sharpe, drawdown, turnover) are filled for the chosen ensemble, the naive "
+               "and the oracle book; `compare_methods: all` in config/policy.yaml backtests every ensemble method.")
     numeric = [c for c in comparison.columns if pd.api.types.is_float_dtype(comparison[c])]
     ui.table(comparison,
                  column_config={c: st.column_config.NumberColumn(format="%.4f") for c in numeric})
