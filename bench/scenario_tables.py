@@ -83,6 +83,7 @@ TEXTBOOK_COLUMNS = (
     ("signal_rank_ic_last_third", "signals, last third", "{:.4f}"),
     ("textbook_best_rank_ic_last_third", "best textbook, last third", "{:.4f}"),
     ("signal_over_textbook_last_third", "signals / best textbook, last third", "{:.2f}"),
+    ("signal_minus_textbook_t_last_third", "t of (signals - best textbook), last third", "{:.1f}"),
 )
 
 

@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 
 from ml.baselines import textbook_signals
-from ml.metrics import daily_rank_ic
+from ml.metrics import daily_rank_ic, ic_summary
 
 LABEL = "fwd_ret_sn_5d"
+HORIZON = 5  # trading days the label spans: consecutive daily ICs overlap this much
 
 
 def _ics(scores: pd.DataFrame, label: pd.Series, dates: pd.DatetimeIndex) -> pd.DataFrame:
@@ -50,7 +51,8 @@ def textbook_row(data_dir: Path, market, signals: pd.DataFrame) -> dict[str, Any
     last_third = dates[len(dates) * 2 // 3:]
     out: dict[str, Any] = {}
     for tag, span in (("", dates), ("_last_third", last_third)):
-        ic = _ics(panel, label, span).mean()
+        daily = _ics(panel, label, span)
+        ic = daily.mean()
         books = ic.drop("signals").dropna()
         best = str(books.idxmax()) if len(books) else None
         out[f"signal_rank_ic{tag}"] = float(ic["signals"])
@@ -58,6 +60,9 @@ def textbook_row(data_dir: Path, market, signals: pd.DataFrame) -> dict[str, Any
         out[f"textbook_best_rank_ic{tag}"] = float(books.max()) if best else float("nan")
         if not tag:
             out.update({f"textbook_{k}": float(v) for k, v in ic.drop("signals").items()})
+        elif best:  # is the gap more than noise? t of the daily IC difference, overlapping 5-day labels
+            gap = ic_summary(daily["signals"] - daily[best], horizon=HORIZON)
+            out["signal_minus_textbook_t_last_third"] = gap["t_stat"]
     best = out.get("textbook_best_rank_ic_last_third", float("nan"))
     out["signal_over_textbook_last_third"] = (out["signal_rank_ic_last_third"] / best
                                                if np.isfinite(best) and best > 0 else float("nan"))
