@@ -70,7 +70,11 @@ def policy_comparison(
     policy = pol.policy_from_config(policy_cfg)
     runs: dict[str, PolicyRun] = {}
     table = table.copy()
-    for method, frame in compared_methods(signals, chosen, policy_cfg).items():
+    compared = compared_methods(signals, chosen, policy_cfg)
+    if len(compared) < len(signals):
+        log(f"[policy] backtesting the chosen ensemble ({chosen}) only; `compare_methods: all` in "
+            "config/policy.yaml backtests every method for ml.ensemble_comparison")
+    for method, frame in compared.items():
         t0 = time.perf_counter()
         runs[method] = run_policy(method, policy, frame, market, horizon_signals=horizon_signals)
         m = runs[method].metrics
