@@ -103,7 +103,7 @@ def policy_comparison(
 def compared_methods(signals: Mapping[str, pd.DataFrame], chosen: str,
                      policy_cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
     """The ensemble methods the policy is backtested on: the chosen one, or all (`compare_methods`)."""
-    which = policy_cfg.get("compare_methods", "chosen")
+    which = policy_cfg.get("compare_methods", pol.POLICY_DEFAULTS["compare_methods"])
     if which not in ("chosen", "all"):
         raise ValueError(f"config/policy.yaml: compare_methods must be 'chosen' or 'all', not {which!r}")
     return dict(signals) if which == "all" else {chosen: signals[chosen]}
