@@ -64,7 +64,8 @@ EPILOGS = {
                       "copy), config/quality.yaml, feature_repo/definitions.py",
     "features": f"{_DATA}; reads the warehouse's research schema (built by build-features).\nconfig: none",
     "train": f"{_DATA}; reads features/ through Feast, writes the warehouse's ml schema and artifacts/.\n"
-             "config: config/zoo.yaml ($AURORA_ZOO_CONFIG or --config); $AURORA_ZOO_WORKERS threads",
+             "config: config/zoo.yaml ($AURORA_ZOO_CONFIG or --config). One spec at a time; `aurora run` fans "
+             "them out ($AURORA_ZOO_WORKERS workers, $AURORA_ZOO_RUNNER process or thread)",
     "monitor": f"{_DATA}; reads ml.predictions and features/labels.parquet, writes the lifecycle's ml tables "
                "and the registry's statuses.\nconfig: config/lifecycle.yaml",
     "backtest": f"{_DATA}; reads the warehouse's ml schema, writes ml.ensemble_signals, ml.signals, the "

@@ -7,8 +7,9 @@ Design notes
   data snapshot (sha256 of the input files) and the code (sha256 of the source that shapes the
   output), so a re-run after a crash or a kill skips finished work and recomputes the rest.
 - I/O-bound tasks (warehouse, Feast) retry with exponential backoff.
-- `train_zoo` fans out one task per (family, view) spec; pass `dask_address` (or `use_dask`) to run
-  them on a Dask cluster through `prefect_dask.DaskTaskRunner`.
+- `train_zoo` fans out one task per (family, view) spec, the costly ones first, on 2 worker processes
+  (`zoo_task_runner`: threads on request); pass `dask_address` (or `use_dask`) to run them on a Dask
+  cluster through `prefect_dask.DaskTaskRunner`.
 - Inside a flow or task run (flows/observability.py), stage output goes through Prefect's run logger (the run's page in the UI)
   and to stdout; outside one it is printed.
 - Each stage flow records its row of `ml.run_log` from its state hooks (`RUN_LOG_HOOKS`: on_running,
@@ -30,7 +31,7 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import INPUTS, NO_CACHE
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from flows.observability import _PIPELINE, RUN_LOG_HOOKS, publish_artifacts, run_logger, say  # noqa: F401
@@ -121,21 +122,27 @@ def training_frames_task(data_dir: str, cache_token: str) -> dict[str, str]:
     return files
 
 
+_BUILT: dict[tuple, Any] = {}
 _PREPARED: dict[tuple, Any] = {}
 _PREPARED_LOCK = threading.Lock()
 
 
 def _prepared_view(frame_files: dict[str, str], view: str, cfg: dict):
-    """Prepare each view once per process (tasks of a thread pool share it)."""
+    """Prepare each view once per worker process (the tasks of a thread pool share it), from view
+    frames built once per process: building them all takes seconds, and a view asks for one of them."""
     import pandas as pd
 
     from ml import training
 
-    key = (frame_files.get(view), frame_files.get("labels"), view)
+    files = tuple(sorted(frame_files.items()))
+    key = (files, view)
     with _PREPARED_LOCK:
         if key not in _PREPARED:
-            frames = {name: pd.read_parquet(f) for name, f in frame_files.items()}
-            built = training.build_view_frames(frames, cfg)
+            if files not in _BUILT:
+                _BUILT.clear()  # one frame set at a time per process: a new run's frames replace the last
+                frames = {name: pd.read_parquet(f) for name, f in frame_files.items()}
+                _BUILT[files] = training.build_view_frames(frames, cfg)
+            built = _BUILT[files]
             _PREPARED[key] = training.prepare_view(built[view], view, cfg) if view in built else None
         return _PREPARED[key]
 
@@ -208,15 +215,27 @@ def build_features(data_dir: str | None = None) -> dict[str, Any]:
     return build_features_task.with_options(refresh_cache=fresh)(data_dir, key)
 
 
-def zoo_task_runner(use_dask: bool | None = None, dask_address: str | None = None, workers: int | None = None):
-    """Threads on this machine by default; a Dask cluster (local or at `dask_address`) on request.
+ZOO_RUNNERS = ("process", "thread")
 
-    Environment: AURORA_DASK_ADDRESS (scheduler address), AURORA_USE_DASK=1 (local cluster),
-    AURORA_ZOO_WORKERS (default 2).
+
+def zoo_task_runner(use_dask: bool | None = None, dask_address: str | None = None, workers: int | None = None,
+                    kind: str | None = None):
+    """Worker processes on this machine by default, threads on request, a Dask cluster (local or at
+    `dask_address`) on request.
+
+    Processes by default: specs whose inner loops hold the GIL (pandas per-date work, JAX dispatch)
+    slow the spec on the other thread, by 18% in summed spec time (bench/bench_zoo_runner.py,
+    BENCHMARKS.md "Worker processes for the zoo"); each process prepares the views it trains once.
+
+    Environment: AURORA_ZOO_RUNNER (process | thread), AURORA_ZOO_WORKERS (default 2),
+    AURORA_DASK_ADDRESS (scheduler address), AURORA_USE_DASK=1 (local cluster).
     """
     dask_address = dask_address or os.environ.get("AURORA_DASK_ADDRESS") or None
     use_dask = use_dask if use_dask is not None else os.environ.get("AURORA_USE_DASK") == "1"
     workers = workers or int(os.environ.get("AURORA_ZOO_WORKERS", "2"))
+    kind = (kind or os.environ.get("AURORA_ZOO_RUNNER") or "process").strip().lower()
+    if kind not in ZOO_RUNNERS:
+        raise ValueError(f"AURORA_ZOO_RUNNER={kind!r}: one of {', '.join(ZOO_RUNNERS)}")
     if use_dask or dask_address:
         try:  # the optional `dask` extra: imported only when a Dask cluster is asked for
             from prefect_dask import DaskTaskRunner
@@ -231,10 +250,19 @@ def zoo_task_runner(use_dask: bool | None = None, dask_address: str | None = Non
         if dask_address:
             return DaskTaskRunner(address=dask_address)
         return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1})
+    if kind == "process":
+        return ProcessPoolTaskRunner(max_workers=workers)
     return ThreadPoolTaskRunner(max_workers=workers)
 
 
-@flow(name="train_zoo", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=2), **RUN_LOG_HOOKS)
+def _feature_count(parquet_file: str) -> int:
+    """Columns of a view's frame, from the parquet footer (no data read)."""
+    import pyarrow.parquet as pq
+
+    return len(pq.read_schema(parquet_file).names)
+
+
+@flow(name="train_zoo", log_prints=False, task_runner=ProcessPoolTaskRunner(max_workers=2), **RUN_LOG_HOOKS)
 def train_zoo(data_dir: str | None = None) -> dict[str, Any]:
     """One task per (family, view) spec of config/zoo.yaml, on the flow's task runner."""
     from ml import training
@@ -255,12 +283,13 @@ def train_zoo(data_dir: str | None = None) -> dict[str, Any]:
     spec_key = token("spec", features_key, repr(sorted(cfg.items(), key=str)), StdSettings.from_config(cfg).token())
     from ml.models.horizons import horizon_specs
 
-    futures = [
-        train_spec_task.submit(frame_files, family, view, spec_key) for family, view in pairs
-    ] + [
-        train_spec_task.submit(frame_files, family, view, spec_key, horizon)
+    runs = [(family, view, None) for family, view in pairs] + [
+        (family, view, horizon)
         for view in views for family, horizon in horizon_specs(cfg, families) if training.runs_on(cfg, family, view)
     ]
+    widths = {v: _feature_count(f) for v, f in frame_files.items()}
+    futures = [train_spec_task.submit(frame_files, family, view, spec_key, horizon)
+               for family, view, horizon in training.longest_first(runs, cfg, widths)]
     specs = [f.result() for f in futures]
     return register_task(data_dir, specs, frame_files["labels"])
 

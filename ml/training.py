@@ -77,6 +77,7 @@ from ml.zoo_config import (  # noqa: F401 (re-exported)
     enabled_families,
     family_settings,
     load_config,
+    longest_first,
     runs_on,
 )
 

@@ -141,3 +141,17 @@ def runs_on(cfg: Mapping, family: str, view: str) -> bool:
     the neural ones, may run on a few views only); none means every configured view."""
     views = family_settings(cfg, family)["views"]
     return views is None or view in views
+
+
+def longest_first(specs: list[tuple[str, str, Any]], cfg: Mapping, widths: Mapping[str, int]) -> list[tuple[str, str, Any]]:
+    """(family, view, horizon) specs in the order a pool of workers should start them: the costly ones
+    first, so the cheap ones fill the last idle worker (longest-processing-time scheduling).
+
+    Costly = a family that trains on a row subsample (`max_train_rows`: trees and nets, whose fits
+    dominate), then wider views (`widths`: feature counts; unknown views count as widest), then the
+    primary label before other horizons. Stable otherwise: the same config gives the same order."""
+    def key(spec: tuple[str, str, Any]) -> tuple:
+        family, view, horizon = spec
+        subsampled = family_settings(cfg, family)["max_train_rows"] is not None
+        return (not subsampled, -widths.get(view, 10**6), horizon is not None)
+    return sorted(specs, key=key)
