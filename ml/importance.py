@@ -13,15 +13,21 @@ period: each value is known on the refit date. The model has been fitted on thos
 how much the model *relies* on a feature, not how well that holds out of sample (the walk-forward IC
 answers that); a family that overfits a noise feature shows it here as reliance.
 
-Cost (BENCHMARKS.md, "Feature importance over time"). It costs (features + 1) predictions of the
-sample, which on a wide view rivals the refit itself, so it is capped three ways: (1) only the first
-refit of each calendar `interval` (default `Y`: once a year; the families' measured refits then fall
-in the same months, whatever their cadence), (2) the sample is the tail of at most `max_dates` dates
-and `max_rows` rows, and (3) at most `max_predict_rows` predicted rows in all: fewer dates on wide
-views and universes, never fewer than `min_dates`. One shuffle per feature, seeded by the seed and
-the window: deterministic.
+Cost (BENCHMARKS.md, "Feature importance at every refit"). It costs (features + 1) predictions of the
+sample, which on a wide view rivals the refit itself, so it is held to yearly budgets split between
+the refits measured in a year: (1) every refit is measured by default (`interval: null`; a pandas
+period alias such as `Y` measures only the first refit of each period), (2) each measured refit
+samples at most `dates_per_year` / (measured refits a year) dates (a quarterly family 42 / 4 = 10) and
+(features + 1) x rows <= `max_predict_rows` / (measured refits a year) predicted rows, and at most
+`max_rows` rows, (3) but never fewer than `min_dates` dates (nor more than `max_dates`). On a wide view
+the floor binds: a quarterly booster on `all` measures 5 dates a refit. A model that is an exact
+linear map of its features at a fixed market state (`linear_coefficients`: the moment-solved linear
+families and the regime ridge, whose regime a within-date shuffle keeps) gets every shuffled score
+from one vectorized update, score + coef_j (x_j shuffled - x_j), instead of a predict per feature:
+the same numbers, without the per-call cost that dominates a monthly linear refit. One shuffle per
+feature, seeded by the seed and the window: deterministic.
 
-Config (`config/zoo.yaml`, key `importance`): enabled, interval, max_dates, max_rows,
+Config (`config/zoo.yaml`, key `importance`): enabled, interval, dates_per_year, max_dates, max_rows,
 max_predict_rows, min_dates, min_names.
 """
 
@@ -56,11 +62,12 @@ class ImportanceSettings:
     """How often and on how much data the importances are measured (zoo.yaml `importance:`)."""
 
     enabled: bool = True
-    interval: str | None = "Y"  # pandas period alias: the first refit of each period; None: every refit
-    max_dates: int = 42  # the last dates of the training window (~2 months)
-    max_rows: int = 4000  # sample rows: fewer dates on a wide universe ...
-    max_predict_rows: int = 200_000  # ... and (features + 1) x rows predicted at most: fewer on a wide view
-    min_dates: int = 10  # ... but never fewer dates than this
+    interval: str | None = None  # None: every refit; a pandas period alias: the first refit of each period
+    dates_per_year: int = 42  # sampled dates a year, split between the measured refits ...
+    max_dates: int = 42  # ... at most this many dates per refit (the training window's last ones)
+    max_rows: int = 4000  # sample rows per refit: fewer dates on a wide universe ...
+    max_predict_rows: int = 200_000  # ... and (features + 1) x rows predicted a year, split between refits ...
+    min_dates: int = 5  # ... but never fewer dates than this in a refit
     min_names: int = 5  # the daily rank IC needs this many names on a date
 
     @classmethod
@@ -72,7 +79,8 @@ class ImportanceSettings:
             raise ImportanceConfigError(f"importance: unknown keys {sorted(unknown)}; allowed {sorted(known)}")
         cast = {"enabled": bool, "interval": lambda v: None if v in (None, "", "none") else str(v)}
         out = cls(**{k: cast.get(k, int)(v) for k, v in raw.items()})
-        if min(out.max_dates, out.max_rows, out.max_predict_rows, out.min_dates, out.min_names) < 1:
+        if min(out.dates_per_year, out.max_dates, out.max_rows, out.max_predict_rows, out.min_dates,
+               out.min_names) < 1:
             raise ImportanceConfigError(f"importance: counts must be >= 1: {raw}")
         if out.interval is not None:
             try:
@@ -80,6 +88,29 @@ class ImportanceSettings:
             except ValueError as exc:
                 raise ImportanceConfigError(f"importance.interval: not a pandas period alias: {out.interval!r}") from exc
         return out
+
+
+def periods_per_year(alias: str) -> int:
+    """How many periods of a pandas alias a calendar year holds (M: 12, Q: 4, Y: 1)."""
+    return max(len(pd.period_range("2001-01-01", "2001-12-31", freq=alias)), 1)
+
+
+def measured_per_year(settings: ImportanceSettings, cadence: str | None) -> int:
+    """Measured refits a year: the family's `cadence`, or `interval` when that is coarser."""
+    per_year = periods_per_year(cadence) if cadence else 1
+    if settings.interval is not None:
+        per_year = min(per_year, periods_per_year(settings.interval))
+    return per_year
+
+
+def refit_share(settings: ImportanceSettings, cadence: str | None) -> ImportanceSettings:
+    """The caps of one measured refit: the yearly budgets (`dates_per_year`, `max_predict_rows`) split
+    between the refits measured in a year, within [min_dates, max_dates] dates."""
+    from dataclasses import replace
+
+    per_year = measured_per_year(settings, cadence)
+    dates = int(min(settings.max_dates, max(settings.min_dates, settings.dates_per_year // per_year)))
+    return replace(settings, max_dates=dates, max_predict_rows=max(settings.max_predict_rows // per_year, 1))
 
 
 def sample_window(bounds: np.ndarray, first: int, last: int, n_features: int,
@@ -101,6 +132,14 @@ def within_date_permutations(codes: np.ndarray, n_columns: int, rng: np.random.G
     block and shuffles it inside, for all columns in one argsort."""
     keys = np.asarray(codes, dtype="float64")[:, None] + rng.random((len(codes), n_columns))
     return np.argsort(keys, axis=0, kind="stable")
+
+
+def linear_coefficients(model: ZooEstimator, X: pd.DataFrame) -> np.ndarray | None:
+    """The model's weight on each column of `X` ((columns,), or (rows, columns) when a row's slopes
+    depend on its other columns) when its prediction is exactly intercept + X @ w at those other
+    columns (a family declares it with `linear_coefficients`); None for any other model."""
+    getter = getattr(model, "linear_coefficients", None)
+    return None if getter is None else getter(X)
 
 
 def permutation_importance(
@@ -130,12 +169,19 @@ def permutation_importance(
         return np.asarray(model.predict(pd.DataFrame(array, index=X.index, columns=cols)), dtype="float64").ravel()
 
     scores[:, 0] = predict(values)
-    for j, feature in enumerate(features):
-        c = cols.index(feature)
-        kept = values[:, c].copy()
-        values[:, c] = kept[perms[:, j]]
-        scores[:, j + 1] = predict(values)
-        values[:, c] = kept
+    coef = linear_coefficients(model, X)
+    if coef is not None:  # an exact linear map: shuffling x_j moves the score by coef_j (x_j shuffled - x_j)
+        at = [cols.index(f) for f in features]
+        design = np.nan_to_num(values[:, at], nan=0.0)  # the linear families read a missing value as 0
+        shuffled = np.take_along_axis(design, perms, axis=0)
+        scores[:, 1:] = scores[:, :1] + (shuffled - design) * coef[..., at]
+    else:
+        for j, feature in enumerate(features):
+            c = cols.index(feature)
+            kept = values[:, c].copy()
+            values[:, c] = kept[perms[:, j]]
+            scores[:, j + 1] = predict(values)
+            values[:, c] = kept
     # own index (date, row number): never the shared view's MultiIndex (its lazy engine is not thread-safe)
     kept_rows = slice(int(score_from), None)
     index = pd.MultiIndex.from_arrays([dates[codes[kept_rows]], np.arange(len(codes))[kept_rows]], names=["date", "row"])
@@ -149,9 +195,11 @@ def permutation_importance(
 class RefitImportance:
     """Collects the importances of one spec's walk-forward refits (called by `ml.training`)."""
 
-    def __init__(self, prep: PreparedView, family: str, cfg: Mapping[str, Any], seed: int):
+    def __init__(self, prep: PreparedView, family: str, cfg: Mapping[str, Any], seed: int,
+                 cadence: str | None = None):
         self.prep, self.family, self.seed = prep, family, int(seed)
         self.settings = ImportanceSettings.from_config(cfg)
+        self.share = refit_share(self.settings, cadence)  # the family's refit cadence splits the yearly budget
         self.parts: list[pd.DataFrame] = []
         self._last_period: pd.Period | None = None
 
@@ -174,7 +222,7 @@ class RefitImportance:
             return 0.0
         started = time.perf_counter()
         prep = self.prep
-        w0, w1 = sample_window(prep.bounds, first, last, len(prep.features), self.settings)
+        w0, w1 = sample_window(prep.bounds, first, last, len(prep.features), self.share)
         # a family that reads each name's trailing window (`needs_history`, e.g. the sequence family)
         # gets its history before the window as context, as the trainer gives it (never past w1)
         history = int(getattr(model, "history_days", 0)) if getattr(type(model), "needs_history", False) else 0

@@ -283,7 +283,7 @@ def _train_spec(prep: PreparedView, family: str, cfg: Mapping, log, fit_final: b
         first_test_date=cv.get("first_test_date"),
     )
     runner = _SpecRunner(prep, family, settings, seed)
-    importance = RefitImportance(prep, family, cfg, seed)  # per refit, on its training window's tail
+    importance = RefitImportance(prep, family, cfg, seed, settings["cadence"])  # per refit, its window's tail
     stds = FoldStd(StdSettings.from_config(cfg), runner, family, seed)  # intervals.method's per-row std
     last_labeled = prep.last_labeled_pos
     model_id = spec_model_id(family, prep.view, cfg, prep.features,

@@ -163,6 +163,8 @@ class BayesianRidgeModel(_MomentsLinear):
         self.x_mean_ = mx
         self.intercept_ = float(my - mx @ self.coef_)
 
+    linear_in_features = True  # the mean is intercept + X @ coef; return_std only adds the std
+
     def predict(self, X: pd.DataFrame, return_std: bool = False):
         values = self._check_features(X)
         mean = values @ self.coef_ + self.intercept_
@@ -285,6 +287,14 @@ class RegimeRidgeModel(_MomentsLinear):
             raise ValueError(f"expected {len(self.state_mean_)} state columns, got {len(cols)}")
         s = self._state_score(X[cols].to_numpy(dtype="float64"))
         return np.where(np.isfinite(s), (s > self.threshold_).astype(int), -1)
+
+    def linear_coefficients(self, X: pd.DataFrame) -> np.ndarray | None:
+        """Each row's slopes (its regime's, the pooled ones for an unknown state) on the columns of X:
+        linear in the features at a fixed market state, which a within-date shuffle keeps."""
+        reg = self.regime(X)
+        slopes = np.where((reg == 1)[:, None], self.coef_regime_[1], self.coef_regime_[0])
+        slopes = np.where((reg < 0)[:, None], self.coef_, slopes)
+        return self._weights_on(list(X.columns), slopes)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         values = self._check_features(X)

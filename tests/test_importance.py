@@ -23,7 +23,9 @@ from ml.importance import (
     METHOD,
     ImportanceSettings,
     importance_table,
+    linear_coefficients,
     permutation_importance,
+    refit_share,
     sample_window,
     within_date_permutations,
 )
@@ -65,7 +67,7 @@ def toy_config(**importance):
     return load_config({
         "views": ["price_momentum"],
         "cv": {"min_train_days": 120, "cadence": "M", "tune_every": 4, "embargo": 2},
-        "importance": {"interval": None, "max_dates": 30, **importance},
+        "importance": {"interval": None, "max_dates": 30, "dates_per_year": 360, **importance},  # 30 a refit
         "families": {"lightgbm": {"cadence": "Q", "params": {"n_estimators": 40, "min_child_samples": 50},
                                   "grid": {"num_leaves": [4]}, "max_train_rows": 6000}},
     })
@@ -175,6 +177,73 @@ def test_the_sample_is_capped_by_rows_and_by_predicted_rows():
         load_config({"importance": {"interval": "fortnightly"}})
     with pytest.raises(ConfigError):
         load_config({"importance": {"every": 2}})
+
+
+def test_every_refit_is_measured_on_yearly_budgets_split_by_cadence():
+    s = ImportanceSettings()  # the defaults: every refit; 42 dates and 200,000 predicted rows a year
+    assert s.interval is None
+    assert refit_share(s, "Q").max_dates == 10 and refit_share(s, "Q").max_predict_rows == 50_000
+    assert refit_share(s, "M").max_dates == 5  # 42 / 12 = 3, but never fewer than min_dates
+    assert refit_share(s, "Y").max_dates == 42 and refit_share(s, "Y").max_predict_rows == 200_000
+    assert refit_share(ImportanceSettings(interval="Y"), "M").max_dates == 42  # one measured refit a year
+    assert refit_share(ImportanceSettings(dates_per_year=400), "Q").max_dates == 42  # never above max_dates
+    bounds = np.arange(0, 301 * 100, 100)  # 300 dates of 100 names
+    assert sample_window(bounds, 0, 299, 3, refit_share(s, "Q")) == (290, 299)  # 10 dates
+    # a wide view: 50,000 / 200 = 250 rows a quarterly refit -> the floor of min_dates
+    assert sample_window(bounds, 0, 299, 199, refit_share(s, "Q")) == (295, 299)
+
+
+@pytest.mark.parametrize("family", ["ridge", "screened_ridge", "bayes_ridge", "fama_macbeth", "lasso", "regime_ridge"])
+def test_a_linear_family_shifts_scores_and_gets_the_importances_of_a_predict_per_feature(family):
+    frames = toy_frames(n_symbols=25, n_days=200, seed=4)
+    cfg = toy_config()
+    prep = prepared(frames, cfg)
+    from ml.training import family_settings
+    from ml.zoo import make_model
+
+    model = make_model(family, **family_settings(cfg, family)["params"])
+    rows = prep.rows(0, 150)
+    X = prep.design(rows, type(model).needs_state)
+    model.fit(X, pd.Series(prep.y[rows], index=X.index))
+    coef = linear_coefficients(model, X)
+    assert coef is not None
+    # exactly linear in the features at fixed other columns: moving them moves the score by coef . dx
+    rng = np.random.default_rng(1)
+    moved = X.copy()
+    moved[prep.features] = rng.standard_normal((len(X), len(prep.features)))
+    change = (moved.to_numpy() - X.to_numpy()) * coef
+    assert np.allclose(model.predict(moved) - model.predict(X), change.sum(axis=1), atol=1e-10)
+
+    tail = prep.rows(120, 150)
+    Xt = prep.design(tail, type(model).needs_state)
+    fast = permutation_importance(model, Xt, prep.y[tail], prep.features, seed=[0, 1])
+
+    class Opaque(ZooEstimator):  # the same predictions behind a predict call per shuffled copy
+        def predict(self, X):
+            return model.predict(X)
+
+    slow = permutation_importance(Opaque(), Xt, prep.y[tail], prep.features, seed=[0, 1])
+    pd.testing.assert_series_equal(fast[0], slow[0], rtol=1e-9, atol=1e-12)
+    assert fast[1] == pytest.approx(slow[1], abs=1e-12)
+
+
+def test_a_model_that_is_not_linear_in_its_features_predicts_every_shuffled_copy():
+    from ml.zoo import make_model
+
+    X = pd.DataFrame({"a": [0.0, 1.0]})
+    for family in ("lightgbm", "mlp", "extra_trees"):  # no linear_coefficients: a predict per feature
+        assert linear_coefficients(make_model(family), X) is None
+    assert linear_coefficients(object(), X) is None
+
+    from ml.models.base import _MomentsLinear
+
+    class Bent(_MomentsLinear):  # overrides predict without declaring it linear: treated as not linear
+        def predict(self, X):
+            return np.tanh(super().predict(X))
+
+    bent = Bent()
+    bent.feature_names_in_, bent.coef_, bent.intercept_ = np.array(["a"], dtype=object), np.ones(1), 0.0
+    assert linear_coefficients(bent, X) is None
 
 
 def test_the_interval_rule_measures_the_first_refit_of_each_year():

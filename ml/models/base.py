@@ -337,6 +337,30 @@ class _MomentsLinear(ZooEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self._check_features(X) @ self.coef_ + self.intercept_
 
+    # whether predict is exactly intercept_ + X @ coef_; None: yes unless a subclass overrides predict
+    linear_in_features: ClassVar[bool | None] = None
+
+    def linear_coefficients(self, X: pd.DataFrame) -> np.ndarray | None:
+        """Weights on the columns of `X` (0 where unused) when predict is intercept + X @ coef_: lets
+        permutation importance shift scores instead of predicting each shuffled copy (ml/importance.py).
+        A (columns,) vector here; a family whose slopes depend on a row's non-feature columns (the
+        market state) returns a (rows, columns) matrix. None when predict is not linear in the features."""
+        linear = type(self).linear_in_features
+        if linear is None:
+            linear = type(self).predict is _MomentsLinear.predict
+        if not linear:
+            return None
+        return self._weights_on(list(X.columns), np.asarray(self.coef_, dtype="float64"))
+
+    def _weights_on(self, columns: list, coef: np.ndarray) -> np.ndarray | None:
+        """`coef` (over feature_names_in_, last axis) placed on `columns`; None if one is missing."""
+        at = {c: i for i, c in enumerate(columns)}
+        if any(c not in at for c in self.feature_names_in_):
+            return None
+        out = np.zeros((*coef.shape[:-1], len(at)))
+        out[..., [at[c] for c in self.feature_names_in_]] = coef
+        return out
+
     def save(self, directory: Path) -> str:
         payload = {"class": type(self).__name__, "params": _jsonable(self.get_params()),
                    "feature_names_in_": [str(c) for c in self.feature_names_in_]}
