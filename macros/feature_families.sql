@@ -156,7 +156,9 @@
         symbol,
         epoch
         {%- for s in sizes %}{%- for h in half_lives %},
-        sum({{ s }} * pow(2, ({{ _day_number('event_date') }} - epoch * {{ e }}) / {{ h }})) as {{ s }}_s{{ h }}
+        -- ordered: a parallel hash aggregate adds floats in any order, and the same data must give the same bits
+        sum({{ s }} * pow(2, ({{ _day_number('event_date') }} - epoch * {{ e }}) / {{ h }}) order by event_date)
+            as {{ s }}_s{{ h }}
         {%- endfor %}{%- endfor %}
     from {{ name }}_epoched
     group by symbol, epoch

@@ -32,11 +32,13 @@ sue_events as (
 revision_events as (
     -- one row per (symbol, consensus date): the day's consensus changes over all fiscal periods, each in
     -- units of that period's dispersion
-    select symbol, as_of_date as event_date, sum(revision_std) as revision_std
+    -- (summed in period order: the same data gives the same bits, whatever order the threads add in)
+    select symbol, as_of_date as event_date, sum(revision_std order by period_end) as revision_std
     from (
         select
             symbol,
             as_of_date,
+            period_end,
             {{ safe_divide('consensus_eps - lag(consensus_eps) over (partition by symbol, period_end order by as_of_date)',
                 'eps_std') }} as revision_std
         from {{ ref('stg_estimates') }}
