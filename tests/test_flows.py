@@ -135,7 +135,8 @@ def test_a_failed_step_leaves_the_previous_tables_intact(uninterrupted):
         pytest.skip("no stage after training in this version")
     before = _tables(data_dir)
     report_before = (data_dir / "artifacts" / "report.json").read_text()
-    failed = _aurora(data_dir, "run", AURORA_FAIL_STAGE=stages[-1])
+    # threads: this test is about a failing stage, not the zoo's runner (processes cost ~17 s to start)
+    failed = _aurora(data_dir, "run", AURORA_FAIL_STAGE=stages[-1], AURORA_ZOO_RUNNER="thread")
     assert failed.returncode != 0
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from ml.run_log where stage = ? and status = 'failed'",
