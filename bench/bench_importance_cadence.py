@@ -23,7 +23,7 @@ from ml import training  # noqa: E402
 
 SETTINGS = {
     "off": {"enabled": False},
-    "yearly": {"interval": "Y", "dates_per_year": 42, "max_dates": 42, "_linear_shift": False},
+    "yearly": {"interval": "Y", "dates_per_year": 42, "max_dates": 42, "min_dates": 10, "_linear_shift": False},
     "every refit": {"interval": None, "dates_per_year": 42, "max_dates": 42, "_linear_shift": True},
 }
 

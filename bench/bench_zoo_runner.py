@@ -19,32 +19,24 @@ import time
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
-import pandas as pd
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from flows import pipeline  # noqa: E402
 from ml import training  # noqa: E402
 
-_FRAMES: dict[str, pd.DataFrame] = {}
-_PREP: dict[str, training.PreparedView | None] = {}
 
-
-def _load(frames_dir: str) -> None:
-    if not _FRAMES:
-        for f in sorted(Path(frames_dir).glob("*.parquet")):
-            _FRAMES[f.stem] = pd.read_parquet(f)
+def _frame_files(frames_dir: str) -> dict[str, str]:
+    return {f.stem: str(f) for f in sorted(Path(frames_dir).glob("*.parquet"))}
 
 
 def _spec(frames_dir: str, family: str, view: str) -> tuple[str, str, float, float, int]:
-    """Train one spec; (family, view, spec seconds, prepare seconds in this call, pid)."""
-    _load(frames_dir)
+    """Train one spec as `aurora run`'s task does (the flow's per-process prepared views); (family, view,
+    spec seconds, seconds spent getting the prepared view in this call, pid)."""
     cfg = training.load_config()
     t0 = time.perf_counter()
-    if view not in _PREP:
-        built = training.build_view_frames(_FRAMES, cfg)
-        _PREP[view] = training.prepare_view(built[view], view, cfg) if view in built else None
+    prep = pipeline._prepared_view(_frame_files(frames_dir), view, cfg)
     prep_s = time.perf_counter() - t0
-    res = training.train_spec(_PREP[view], family, cfg)
+    res = training.train_spec(prep, family, cfg)
     return family, view, res.elapsed_s, prep_s, os.getpid()
 
 
@@ -74,8 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(specs)} specs: {specs}", flush=True)
     results = []
     for mode in args.modes.split(","):
-        _FRAMES.clear()
-        _PREP.clear()
+        pipeline._BUILT.clear()  # each mode starts cold, as a run does
+        pipeline._PREPARED.clear()
         r = run(mode, args.frames, specs, args.workers)
         results.append(r)
         print(f"{mode:8s} wall {r['wall_s']:7.1f}s  spec-sum {sum(r['spec_s'].values()):7.1f}s  "

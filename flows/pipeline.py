@@ -216,6 +216,7 @@ def build_features(data_dir: str | None = None) -> dict[str, Any]:
 
 
 ZOO_RUNNERS = ("process", "thread")
+ZOO_WORKERS = 2  # default worker count, $AURORA_ZOO_WORKERS overrides it for `aurora run`
 
 
 def zoo_task_runner(use_dask: bool | None = None, dask_address: str | None = None, workers: int | None = None,
@@ -232,7 +233,7 @@ def zoo_task_runner(use_dask: bool | None = None, dask_address: str | None = Non
     """
     dask_address = dask_address or os.environ.get("AURORA_DASK_ADDRESS") or None
     use_dask = use_dask if use_dask is not None else os.environ.get("AURORA_USE_DASK") == "1"
-    workers = workers or int(os.environ.get("AURORA_ZOO_WORKERS", "2"))
+    workers = workers or int(os.environ.get("AURORA_ZOO_WORKERS", ZOO_WORKERS))
     kind = (kind or os.environ.get("AURORA_ZOO_RUNNER") or "process").strip().lower()
     if kind not in ZOO_RUNNERS:
         raise ValueError(f"AURORA_ZOO_RUNNER={kind!r}: one of {', '.join(ZOO_RUNNERS)}")
@@ -262,7 +263,8 @@ def _feature_count(parquet_file: str) -> int:
     return len(pq.read_schema(parquet_file).names)
 
 
-@flow(name="train_zoo", log_prints=False, task_runner=ProcessPoolTaskRunner(max_workers=2), **RUN_LOG_HOOKS)
+# the flow's own runner (a served deployment's); `aurora run` passes `zoo_task_runner()`, which reads the environment
+@flow(name="train_zoo", log_prints=False, task_runner=ProcessPoolTaskRunner(max_workers=ZOO_WORKERS), **RUN_LOG_HOOKS)
 def train_zoo(data_dir: str | None = None) -> dict[str, Any]:
     """One task per (family, view) spec of config/zoo.yaml, on the flow's task runner."""
     from ml import training

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -106,8 +106,6 @@ def measured_per_year(settings: ImportanceSettings, cadence: str | None) -> int:
 def refit_share(settings: ImportanceSettings, cadence: str | None) -> ImportanceSettings:
     """The caps of one measured refit: the yearly budgets (`dates_per_year`, `max_predict_rows`) split
     between the refits measured in a year, within [min_dates, max_dates] dates."""
-    from dataclasses import replace
-
     per_year = measured_per_year(settings, cadence)
     dates = int(min(settings.max_dates, max(settings.min_dates, settings.dates_per_year // per_year)))
     return replace(settings, max_dates=dates, max_predict_rows=max(settings.max_predict_rows // per_year, 1))
