@@ -225,7 +225,8 @@ def zoo_task_runner(use_dask: bool | None = None, dask_address: str | None = Non
     `dask_address`) on request.
 
     Processes by default: specs whose inner loops hold the GIL (pandas per-date work, JAX dispatch)
-    slow the spec on the other thread, by 18% in summed spec time (bench/bench_zoo_runner.py,
+    slow the spec on the other thread (bench/bench_zoo_runner.py: summed spec time +18-20% on threads,
+    -1 to +12% on processes; the default market's zoo 534 s on processes against 694 s on threads,
     BENCHMARKS.md "Worker processes for the zoo"); each process prepares the views it trains once.
 
     Environment: AURORA_ZOO_RUNNER (process | thread), AURORA_ZOO_WORKERS (default 2),
