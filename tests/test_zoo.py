@@ -236,3 +236,54 @@ def test_screened_ridge_abstains_when_nothing_passes_the_screen():
     y = pd.Series(rng.normal(size=len(idx)), index=idx)
     model = make_model("screened_ridge", t_min=6.0).fit(X, y)
     assert not model.coef_.any() and np.ptp(model.predict(X)) == 0.0
+
+
+# ------------------------------------------------------------------------------ training-window half-life
+def test_decay_weights_halve_every_halflife_dates_and_none_means_the_expanding_window():
+    from ml.models.base import decay_weights
+
+    w = decay_weights(11, 5)
+    np.testing.assert_allclose(w[[-1, -6, 0]], [1.0, 0.5, 0.25])
+    assert decay_weights(11, None) is None
+    with pytest.raises(ValueError, match="halflife"):
+        decay_weights(11, 0)
+
+
+def test_ridge_with_a_halflife_is_weighted_least_squares_by_date_age():
+    X, y = small_panel(40, 30, 4, noise=2.0)
+    codes, dates = date_codes(X.index)
+    age = (len(dates) - 1 - codes).astype(float)
+    weights = 0.5 ** (age / 10.0)
+    decayed = RidgeModel(alpha=0.5, halflife=10).fit(X, y)
+    n_eff = weights.sum()
+    ref = Ridge(alpha=0.5 * n_eff).fit(X.to_numpy(), y.to_numpy(), sample_weight=weights)
+    np.testing.assert_allclose(decayed.coef_, ref.coef_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(decayed.intercept_, ref.intercept_, atol=1e-9)
+    assert not np.allclose(decayed.coef_, RidgeModel(alpha=0.5).fit(X, y).coef_)
+
+
+def test_a_halflife_follows_a_change_of_slopes_the_expanding_window_averages_away():
+    X, y = small_panel(200, 40, 2, noise=0.5)
+    dates = X.index.get_level_values("date")
+    late = dates >= X.index.levels[0][150]
+    flipped = y.copy()
+    flipped[late] = -X.loc[late, "v__f0"] + 0.5 * rng_noise(late.sum())
+    expanding = RidgeModel(alpha=0.01).fit(X, flipped)
+    recent = RidgeModel(alpha=0.01, halflife=10).fit(X, flipped)
+    assert expanding.coef_[0] > 0 > recent.coef_[0]
+
+
+def rng_noise(n: int) -> np.ndarray:
+    return np.random.default_rng(1).standard_normal(n)
+
+
+@pytest.mark.parametrize("family", ["ridge", "lasso", "elastic_net", "bayes_ridge", "regime_ridge", "screened_ridge"])
+def test_every_pooled_linear_family_takes_a_halflife_and_none_changes_nothing(family):
+    X, y = small_panel(60, 30, 4)
+    if FAMILIES[family].needs_state:
+        X = X.join(market_state(X, ["v__f0"], "median"))
+    plain = make_model(family).fit(X, y)
+    same = make_model(family, halflife=None).fit(X, y)
+    np.testing.assert_array_equal(plain.predict(X), same.predict(X))
+    decayed = make_model(family, halflife=5).fit(X, y)
+    assert np.isfinite(decayed.predict(X)).all()

@@ -193,18 +193,24 @@ class DateMoments:
             _root=root, _positions=root_pos,
         )
 
-    def pooled(self, mask: np.ndarray | None = None) -> tuple:
-        """Centered pooled statistics: (n, mean_x, mean_y, Sxx_c, Sxy_c, Syy_c)."""
-        sel = slice(None) if mask is None else mask
-        n = self.n[sel].sum()
-        if n < 2:
+    def pooled(self, mask: np.ndarray | None = None, weights: np.ndarray | None = None) -> tuple:
+        """Centered pooled statistics: (n, mean_x, mean_y, Sxx_c, Sxy_c, Syy_c).
+
+        `weights` (T,): each date's rows count with that weight (weighted least squares by date, e.g.
+        `decay_weights`); n is then the weighted row count, so a ridge penalty `alpha * n` keeps its scale.
+        """
+        sel = np.ones(self.n_dates, dtype=bool) if mask is None else np.asarray(mask)
+        w = np.ones(self.n_dates) if weights is None else np.asarray(weights, dtype="float64")
+        w = w[sel]
+        n = float(w @ self.n[sel])
+        if n < 2 or self.n[sel].sum() < 2:
             p = self.n_features
             return 0.0, np.zeros(p), 0.0, np.zeros((p, p)), np.zeros(p), 0.0
-        mx = self.sx[sel].sum(0) / n
-        my = self.sy[sel].sum() / n
-        sxx = self.sxx[sel].sum(0) - n * np.outer(mx, mx)
-        sxy = self.sxy[sel].sum(0) - n * mx * my
-        syy = self.syy[sel].sum() - n * my * my
+        mx = w @ self.sx[sel] / n
+        my = float(w @ self.sy[sel]) / n
+        sxx = np.tensordot(w, self.sxx[sel], axes=1) - n * np.outer(mx, mx)
+        sxy = w @ self.sxy[sel] - n * mx * my
+        syy = float(w @ self.syy[sel]) - n * my * my
         return n, mx, my, sxx, sxy, syy
 
     def per_date_coef(self, ridge: float) -> tuple[np.ndarray, np.ndarray]:
@@ -226,6 +232,17 @@ class DateMoments:
             icpt = my - np.einsum("tp,tp->t", mx, coef)
             self._coef_cache[key] = (coef, icpt)
         return self._coef_cache[key]
+
+
+def decay_weights(n_dates: int, halflife: float | None) -> np.ndarray | None:
+    """Weights over a training window's dates (oldest first): the newest counts 1, a date `halflife`
+    dates older 1/2. None (no half-life) means equal weights: the expanding window."""
+    if halflife is None:
+        return None
+    if not halflife > 0:
+        raise ValueError(f"halflife must be a positive number of dates or null, got {halflife!r}")
+    age = np.arange(n_dates, dtype="float64")[::-1]
+    return 0.5 ** (age / float(halflife))
 
 
 def _ridge_solve(sxx: np.ndarray, sxy: np.ndarray, penalty: float, prior: np.ndarray | None = None) -> np.ndarray:
@@ -333,6 +350,11 @@ class _MomentsLinear(ZooEstimator):
 
     def _fit_moments(self, moments: DateMoments) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _pooled(self, m: DateMoments, mask: np.ndarray | None = None) -> tuple:
+        """`m.pooled`, with the training dates down-weighted by age when the family has a `halflife`
+        (a grid parameter, so the walk-forward trainer decides inside each window whether old dates help)."""
+        return m.pooled(mask, decay_weights(m.n_dates, getattr(self, "halflife", None)))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self._check_features(X) @ self.coef_ + self.intercept_

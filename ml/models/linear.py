@@ -26,11 +26,12 @@ class RidgeModel(_MomentsLinear):
     family = "ridge"
     grid = {"alpha": [0.01, 0.1, 1.0, 10.0]}
 
-    def __init__(self, alpha: float = 0.1):
+    def __init__(self, alpha: float = 0.1, halflife: float | None = None):
         self.alpha = alpha
+        self.halflife = halflife
 
     def _fit_moments(self, m: DateMoments) -> None:
-        n, mx, my, sxx, sxy, _ = m.pooled()
+        n, mx, my, sxx, sxy, _ = self._pooled(m)
         self.coef_ = _ridge_solve(sxx, sxy, self.alpha * max(n, 1.0)) if n > 1 else np.zeros(m.n_features)
         self.intercept_ = float(my - mx @ self.coef_)
 
@@ -42,12 +43,13 @@ class ElasticNetModel(_MomentsLinear):
     family = "elastic_net"
     grid = {"alpha_ratio": [0.02, 0.1, 0.3], "l1_ratio": [0.2, 0.8]}
 
-    def __init__(self, alpha_ratio: float = 0.1, l1_ratio: float = 0.5):
+    def __init__(self, alpha_ratio: float = 0.1, l1_ratio: float = 0.5, halflife: float | None = None):
         self.alpha_ratio = alpha_ratio
         self.l1_ratio = l1_ratio
+        self.halflife = halflife
 
     def _fit_moments(self, m: DateMoments) -> None:
-        n, mx, my, sxx, sxy, _ = m.pooled()
+        n, mx, my, sxx, sxy, _ = self._pooled(m)
         p = m.n_features
         if n <= 1:
             self.coef_, self.intercept_, self.alpha_ = np.zeros(p), float(my), 0.0
@@ -65,8 +67,9 @@ class LassoModel(ElasticNetModel):
     family = "lasso"
     grid = {"alpha_ratio": [0.01, 0.05, 0.2, 0.5]}
 
-    def __init__(self, alpha_ratio: float = 0.05):
+    def __init__(self, alpha_ratio: float = 0.05, halflife: float | None = None):
         self.alpha_ratio = alpha_ratio
+        self.halflife = halflife
 
     @property
     def l1_ratio(self) -> float:
@@ -85,8 +88,9 @@ class BayesianRidgeModel(_MomentsLinear):
     _json_attrs = ("coef_", "intercept_", "alpha_", "lambda_", "sigma_", "x_mean_")
 
     def __init__(self, max_iter: int = 300, tol: float = 1e-4, alpha_1: float = 1e-6, alpha_2: float = 1e-6,
-                 lambda_1: float = 1e-6, lambda_2: float = 1e-6):
+                 lambda_1: float = 1e-6, lambda_2: float = 1e-6, halflife: float | None = None):
         self.max_iter = max_iter
+        self.halflife = halflife
         self.tol = tol
         self.alpha_1 = alpha_1
         self.alpha_2 = alpha_2
@@ -94,7 +98,7 @@ class BayesianRidgeModel(_MomentsLinear):
         self.lambda_2 = lambda_2
 
     def _fit_moments(self, m: DateMoments) -> None:
-        n, mx, my, sxx, sxy, syy = m.pooled()
+        n, mx, my, sxx, sxy, syy = self._pooled(m)
         p = m.n_features
         eig, V = np.linalg.eigh(sxx)
         eig = np.maximum(eig, 0.0)
@@ -190,8 +194,10 @@ class RegimeRidgeModel(_MomentsLinear):
     _json_attrs = ("coef_", "intercept_", "coef_regime_", "intercept_regime_", "state_mean_", "state_sd_",
                    "threshold_")
 
-    def __init__(self, alpha: float = 0.1, shrink: float = 1.0, quantile: float = 0.75, min_dates: int = 40):
+    def __init__(self, alpha: float = 0.1, shrink: float = 1.0, quantile: float = 0.75, min_dates: int = 40,
+                 halflife: float | None = None):
         self.alpha = alpha
+        self.halflife = halflife
         self.shrink = shrink
         self.quantile = quantile
         self.min_dates = min_dates
@@ -218,7 +224,7 @@ class RegimeRidgeModel(_MomentsLinear):
         finite = live & np.isfinite(s)
         self.threshold_ = float(np.quantile(s[finite], self.quantile)) if finite.any() else float("inf")
         stressed = finite & (s > self.threshold_)
-        n, mx, my, sxx, sxy, _ = m.pooled()
+        n, mx, my, sxx, sxy, _ = self._pooled(m)
         pooled = _ridge_solve(sxx, sxy, self.alpha * max(n, 1.0)) if n > 1 else np.zeros(m.n_features)
         self.coef_, self.intercept_ = pooled, float(my - mx @ pooled)
         coefs, icpts = [], []
@@ -227,7 +233,7 @@ class RegimeRidgeModel(_MomentsLinear):
                 coefs.append(pooled)
                 icpts.append(self.intercept_)
                 continue
-            nr, mxr, myr, sxxr, sxyr, _ = m.pooled(mask)
+            nr, mxr, myr, sxxr, sxyr, _ = self._pooled(m, mask)
             b = np.linalg.solve(sxxr + ((self.alpha + self.shrink) * nr + 1e-9) * np.eye(m.n_features),
                                 sxyr + self.shrink * nr * pooled)
             coefs.append(b)

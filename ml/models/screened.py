@@ -56,8 +56,10 @@ class ScreenedRidgeModel(_MomentsLinear):
     grid: ClassVar[dict[str, list]] = {"t_min": [1.5, 2.5, 3.5], "alpha": [0.1, 1.0]}
     _json_attrs = ("coef_", "intercept_", "selected_", "feature_t_")
 
-    def __init__(self, t_min: float = 2.5, alpha: float = 0.1, overlap: int = 5, min_names: int = 5):
+    def __init__(self, t_min: float = 2.5, alpha: float = 0.1, overlap: int = 5, min_names: int = 5,
+                 halflife: float | None = None):
         self.t_min = t_min
+        self.halflife = halflife
         self.alpha = alpha
         self.overlap = overlap
         self.min_names = min_names
@@ -66,7 +68,7 @@ class ScreenedRidgeModel(_MomentsLinear):
         p = m.n_features
         t = ic_t_stats(daily_feature_ic(m, self.min_names), self.overlap) if m.n_dates else np.zeros(p)
         keep = np.abs(t) >= float(self.t_min)
-        n, mx, my, sxx, sxy, _ = m.pooled()
+        n, mx, my, sxx, sxy, _ = self._pooled(m)
         coef = np.zeros(p)
         if keep.any() and n > 1:
             idx = np.flatnonzero(keep)
