@@ -233,6 +233,25 @@ def run_lifecycle(daily: pd.DataFrame, calendar: pd.DatetimeIndex, config: Mappi
                            final={m: state.current[m].status for m in models}, lineage=lineage_frame(lineage))
 
 
+def merge_results(results: list[LifecycleResult]) -> LifecycleResult:
+    """One result from lifecycles run on disjoint sets of models (one per label group): events in date
+    order (a group's own order within a day) renumbered, the other tables stacked."""
+    if len(results) == 1:
+        return results[0]
+    events = pd.concat([r.events for r in results], ignore_index=True)
+    events = events.sort_values("date", kind="stable").reset_index(drop=True)
+    events["event_seq"] = np.arange(1, len(events) + 1)
+    status = pd.concat([r.status_daily for r in results], ignore_index=True)
+    return LifecycleResult(
+        events=events[EVENT_COLUMNS],
+        status_daily=status.sort_values(["date", "model_id"]).reset_index(drop=True),
+        monthly=pd.concat([r.monthly for r in results], ignore_index=True),
+        cusum=pd.concat([r.cusum for r in results], ignore_index=True),
+        final={m: s for r in results for m, s in r.final.items()},
+        lineage=pd.concat([r.lineage.astype(object) for r in results], ignore_index=True).infer_objects()
+        .sort_values(["model_id", "generation"]).reset_index(drop=True))
+
+
 def lineage_frame(lineage: list[Generation]) -> pd.DataFrame:
     """One row per generation of every spec (LINEAGE_COLUMNS)."""
     rows = [{"model_id": g.model_id, "generation": g.generation, "lineage_id": f"{g.model_id}#g{g.generation}",
@@ -296,4 +315,4 @@ def multiplier_panel(status_daily: pd.DataFrame, dates=None, models=None) -> pd.
 
 
 __all__ = ["EVENT_COLUMNS", "LINEAGE_COLUMNS", "STATUSES", "LifecycleResult", "known_dates", "lineage_frame",
-           "model_view", "multiplier_panel", "run_lifecycle", "successor_birth", "weights_asof"]
+           "merge_results", "model_view", "multiplier_panel", "run_lifecycle", "successor_birth", "weights_asof"]

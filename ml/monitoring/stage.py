@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow.parquet as pq
 
 from ml.data.predictions import read_score_panel
 from ml.metrics import daily_rank_ic
@@ -20,7 +21,7 @@ from ml.monitoring.config import LifecycleError, load_config
 from ml.monitoring.contribution import ContributionStats, contribution_stats
 from ml.monitoring.drift import feature_drift
 from ml.monitoring.ic import long_ic
-from ml.monitoring.lifecycle import run_lifecycle
+from ml.monitoring.lifecycle import LifecycleResult, merge_results, run_lifecycle
 from ml.monitoring.regimes import detect_regimes, market_returns
 from ml.paths import DataPaths
 
@@ -70,17 +71,34 @@ def _sql_path(path: Path) -> str:
 
 
 @dataclass
-class MonitorInputs:
-    """What the lifecycle reads from the warehouse: daily ICs on the label and the detector label, the
-    trading calendar, each model's first date, view and refit cadence, and the contribution stats."""
+class LabelGroup:
+    """The models trained on one label, judged on that label: a 1-day model by 1-day returns known two
+    days later, a 21-day model by 21-day returns known 22 days later (each horizon has its own ensemble,
+    ml/horizon_signals.py). `daily`: their IC on it; `detector`: on the change-point label."""
 
+    label: str
+    horizon: int
+    models: list[str]
     daily: pd.DataFrame
     detector: pd.DataFrame | None
+    contribution: ContributionStats | None
+
+
+@dataclass
+class MonitorInputs:
+    """What the lifecycle reads from the warehouse: daily ICs per label group (the primary label first),
+    the trading calendar, each model's first date, view and refit cadence."""
+
+    groups: list[LabelGroup]
     calendar: pd.DatetimeIndex
     first: dict[str, Any]
     views: dict[str, str]
     cadences: dict[str, str]
-    contribution: ContributionStats | None
+
+    @property
+    def daily(self) -> pd.DataFrame:
+        """Every model's daily IC, each on its own label."""
+        return pd.concat([g.daily for g in self.groups], ignore_index=True)
 
 
 def _label_frame(path: Path, columns: list[str]) -> pd.DataFrame:
@@ -91,9 +109,24 @@ def _label_frame(path: Path, columns: list[str]) -> pd.DataFrame:
     return frame.drop(columns=["date", "symbol"]).set_axis(index).astype("float64").sort_index()
 
 
+def label_groups(models, targets: Mapping[str, tuple[str, int]], cfg: Mapping,
+                 available: set[str] | None = None) -> dict[tuple[str, int], list[str]]:
+    """{(label, horizon): models}, the lifecycle's label first. A model's label is the one the registry
+    says it was trained on (`targets`); without one, or when labels.parquet lacks it (`available`), the
+    lifecycle's configured label."""
+    primary = (str(cfg["label"]), int(cfg["horizon"]))
+    out: dict[tuple[str, int], list[str]] = {primary: []}
+    for m in models:
+        key = targets.get(str(m), primary)
+        if available is not None and key[0] not in available:
+            key = primary
+        out.setdefault(key, []).append(str(m))
+    return {k: v for k, v in out.items() if v} or {primary: []}
+
+
 def compute_ics(paths: DataPaths, cfg: Mapping, log: Log = print) -> MonitorInputs:
     """Every model's daily rank IC (the project's one definition, `ml.metrics.daily_rank_ic`) on the
-    label and the detector label, from `ml.predictions` read as one score panel."""
+    label it was trained on and on the detector label, from `ml.predictions` read as one score panel."""
     labels = paths.features / "labels.parquet"
     if not labels.exists():
         raise LifecycleError(f"no labels at {labels}: build the features first")
@@ -103,27 +136,56 @@ def compute_ics(paths: DataPaths, cfg: Mapping, log: Log = print) -> MonitorInpu
             raise LifecycleError(f"no {SCHEMA}.predictions in {paths.warehouse}: train the zoo first")
         panel = read_score_panel(con)
         first = dict(con.execute(f"select model_id, min(date) from {SCHEMA}.predictions group by 1").fetchall())
-        views, cadences = {}, {}
+        views, cadences, targets = {}, {}, {}
         if _table_exists(con, SCHEMA, "model_registry"):
-            for m, v, c in con.execute(f"select model_id, view, json_extract_string(cv, '$.cadence') "
-                                       f"from {SCHEMA}.model_registry").fetchall():
+            for m, v, c, lab, h in con.execute(
+                    f"select model_id, view, json_extract_string(cv, '$.cadence'), json_extract_string(target, "
+                    f"'$.label'), json_extract_string(target, '$.horizon') from {SCHEMA}.model_registry").fetchall():
                 if v is not None:
                     views[str(m)] = str(v)
                 if c:
                     cadences[str(m)] = str(c)
+                if lab and h:
+                    targets[str(m)] = (str(lab), int(h))
     finally:
         con.close()
+    groups = label_groups(panel.columns, targets, cfg, set(pq.read_schema(labels).names))
     det_label = cfg["changepoint"]["label"]
-    frame = _label_frame(labels, [cfg["label"], det_label])
-    y = frame[cfg["label"]].dropna()
-    daily = long_ic(daily_rank_ic(panel, y, cfg["min_names"]))
-    det = None
-    if det_label != cfg["label"]:
-        det = long_ic(daily_rank_ic(panel, frame[det_label].dropna(), cfg["min_names"]))
-    stats = contribution_stats(panel, y, cfg["min_names"]) if cfg["promotion"]["method"] == "contribution" else None
+    frame = _label_frame(labels, [*(lab for lab, _ in groups), det_label])
+    out = []
+    for (lab, h), models in groups.items():
+        y = frame[lab].dropna()
+        sub = panel[models] if models else panel
+        daily = long_ic(daily_rank_ic(sub, y, cfg["min_names"]))
+        # the change-point detector reads every group on its configured label (and that label's known lag);
+        # None: the group's own IC, when the two labels are the same
+        det = None if det_label == lab else long_ic(daily_rank_ic(sub, frame[det_label].dropna(), cfg["min_names"]))
+        stats = (contribution_stats(sub, y, cfg["min_names"])
+                 if cfg["promotion"]["method"] == "contribution" and models else None)
+        out.append(LabelGroup(lab, h, models, daily, det, stats))
     dates = frame.index.get_level_values("date").unique().union(panel.index.get_level_values("date").unique())
     calendar = pd.DatetimeIndex(dates).sort_values()
-    return MonitorInputs(daily, det, calendar, first, views, cadences, stats)
+    return MonitorInputs(out, calendar, first, views, cadences)
+
+
+def group_config(cfg: Mapping, group: LabelGroup) -> dict[str, Any]:
+    """The lifecycle configuration for one label group: its label and horizon, and a known lag of its
+    horizon plus the same extra delay the configuration gives the primary label."""
+    extra = int(cfg["known_lag"]) - int(cfg["horizon"]) - 1
+    if group.label == cfg["label"] and group.horizon == int(cfg["horizon"]):
+        return dict(cfg)
+    return {**cfg, "label": group.label, "horizon": group.horizon, "known_lag": group.horizon + 1 + max(extra, 0)}
+
+
+def run_lifecycle_groups(inputs: MonitorInputs, cfg: Mapping) -> LifecycleResult:
+    """`run_lifecycle` once per label group (each with its own label, known lag, live-model floor and
+    contribution to its own ensemble), merged into one result."""
+    results = []
+    for g in inputs.groups:
+        results.append(run_lifecycle(g.daily, inputs.calendar, group_config(cfg, g), detector_daily=g.detector,
+                                     first_dates={m: inputs.first[m] for m in g.models if m in inputs.first},
+                                     views=inputs.views, contribution=g.contribution, cadences=inputs.cadences))
+    return merge_results(results)
 
 
 def drift_tables(paths: DataPaths, cfg: Mapping, log: Log = print) -> pd.DataFrame:
@@ -273,10 +335,10 @@ def run_monitor_stage(paths: DataPaths, config: str | Path | Mapping | None = No
         return {"n_models_active": None, "n_models_retired": None, "monitor_skipped": str(exc)}
     t_ic = time.perf_counter() - started
     daily = inputs.daily
+    on = ", ".join(f"{len(g.models)} on {g.label}" for g in inputs.groups if g.models)
     log(f"[lifecycle] daily IC of {daily['model_id'].nunique()} models over {daily['date'].nunique()} dates "
-        f"({cfg['label']}) and their contributions to the ensemble in {t_ic:.1f}s")
-    res = run_lifecycle(daily, inputs.calendar, cfg, detector_daily=inputs.detector, first_dates=inputs.first,
-                        views=inputs.views, contribution=inputs.contribution, cadences=inputs.cadences)
+        f"({on or cfg['label']}) and their contributions to their ensembles in {t_ic:.1f}s")
+    res = run_lifecycle_groups(inputs, cfg)
     drift = drift_tables(paths, cfg, log)
     regimes = regime_table(paths, cfg)
     tables = {
