@@ -31,9 +31,11 @@ def warehouse(tmp_path_factory):
 
 
 def _write_ml_tables(paths: DataPaths) -> pd.DataFrame:
-    """ml.predictions (two models), a registry, ml.signals and ml.backtest_daily in their writers' layouts."""
+    """ml.predictions (two 5-day models and one trained on the 21-day label), a registry, ml.signals and
+    ml.backtest_daily in their writers' layouts."""
     rng = np.random.default_rng(0)
-    labels = pd.read_parquet(paths.features / "labels.parquet", columns=["symbol", "date", "fwd_ret_sn_5d"])
+    labels = pd.read_parquet(paths.features / "labels.parquet",
+                             columns=["symbol", "date", "fwd_ret_sn_5d", "fwd_ret_sn_21d"])
     labels["date"] = pd.to_datetime(labels["date"])
     dates = np.sort(labels["date"].unique())
     oos = labels[labels["date"] >= dates[60]]
@@ -41,6 +43,8 @@ def _write_ml_tables(paths: DataPaths) -> pd.DataFrame:
     preds = pd.concat([
         oos[["date", "symbol"]].assign(model_id="good", score=y + 0.03 * rng.standard_normal(len(oos))),
         oos[["date", "symbol"]].assign(model_id="noise", score=rng.standard_normal(len(oos))),
+        oos[["date", "symbol"]].assign(model_id="slow@21d", score=oos["fwd_ret_sn_21d"].fillna(0).to_numpy()
+                                       + 0.03 * rng.standard_normal(len(oos))),
     ])
     signals = oos[["date", "symbol"]].assign(
         expected_return=0.01 * preds.loc[preds["model_id"] == "good", "score"].to_numpy(),
@@ -60,12 +64,13 @@ def _write_ml_tables(paths: DataPaths) -> pd.DataFrame:
     con = registry.connect(paths)
     try:
         now = pd.Timestamp("2024-01-01")
-        for m in ("good", "noise"):
+        for m, target in (("good", None), ("noise", None),
+                          ("slow@21d", '{"label": "fwd_ret_sn_21d", "horizon": 21}')):
             con.execute(
                 "insert into ml.model_registry (model_id, family, view, features, feature_versions, params, "
-                "artifact_path, artifact_format, artifact_sha256, status, created_at, updated_at) "
-                "values (?, 'ridge', 'toy', '[]', '{}', '{}', ?, 'json', 'x', 'candidate', ?, ?)",
-                [m, str(paths.root / "nowhere" / m / "model.json"), now, now])
+                "target, artifact_path, artifact_format, artifact_sha256, status, created_at, updated_at) "
+                "values (?, 'ridge', 'toy', '[]', '{}', '{}', ?, ?, 'json', 'x', 'candidate', ?, ?)",
+                [m, target, str(paths.root / "nowhere" / m / "model.json"), now, now])
         for name, frame in (("predictions", preds), ("signals", signals), ("backtest_daily", bt)):
             con.register("_f", frame.assign(date=pd.to_datetime(frame["date"]).dt.date))
             con.execute(f"create or replace table ml.{name} as select * from _f")
@@ -115,14 +120,18 @@ def test_builds_every_mart_and_they_agree_with_the_lifecycle(warehouse):
         status = con.execute("select * from monitoring.monitoring_model_status order by model_id").df()
         good = con.execute("select avg(ic_mean) as ic from monitoring.monitoring_model_ic_monthly "
                            "where model_id = 'good'").fetchone()[0]
+        # the 21-day model is judged on the 21-day label it was trained on, by the mart as by the lifecycle
+        slow = con.execute("select avg(ic_mean) as ic, count(*) as n from monitoring.monitoring_model_ic_monthly "
+                           "where model_id = 'slow@21d'").fetchone()
     assert ic["gap"][0] < 1e-12 and ic["n"][0] == ic["n_lifecycle"][0] > 0
     assert good > 0.3
+    assert slow[0] > 0.7 and slow[1] > 0  # about 0.86 on its own label
     latest = preds["date"].max()
     assert sectors["n_names"].sum() == (preds[(preds["model_id"] == "good")]["date"] == latest).sum()
     assert (pd.to_datetime(sectors["date"]) == pd.Timestamp(latest)).all()
     assert len(backtest) == pd.to_datetime(preds["date"]).dt.to_period("M").nunique()
     assert (backtest["max_drawdown"] <= 0).all()
-    assert list(status["model_id"]) == ["good", "noise"]
+    assert list(status["model_id"]) == ["good", "noise", "slow@21d"]
     assert status.set_index("model_id").loc["good", "lifecycle_status"] in ("active", "promoted")
     assert status.set_index("model_id").loc["good", "registry_status"] == "active"
     assert status["last_event_reason"].notna().all()

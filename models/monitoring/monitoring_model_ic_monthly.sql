@@ -1,7 +1,9 @@
 -- monitoring_model_ic_monthly: the monthly out-of-sample rank IC of every model in ml.predictions
--- against the forward 5-day sector-neutral return of the labels mart. Daily IC = Spearman correlation
--- across names (average ranks for ties, dates with at least `monitoring_min_names` names), averaged
--- per calendar month. A month is complete once every prediction date in it has a realized label.
+-- against the forward sector-neutral return it was trained on (the registry's target label: a 21-day
+-- model against 21-day returns; `monitoring_label`, the 5-day one, when the registry has none), as the
+-- lifecycle judges it. Daily IC = Spearman correlation across names (average ranks for ties, dates with
+-- at least `monitoring_min_names` names), averaged per calendar month. A month is complete once every
+-- prediction date in it has a realized label.
 
 {%- set label = var('monitoring_label', 'fwd_ret_sn_5d') %}
 {%- set min_names = var('monitoring_min_names', 10) %}
@@ -11,24 +13,43 @@ with predictions as (
     from {{ source('ml', 'predictions') }}
 ),
 
+model_labels as (
+    select model_id, coalesce(json_extract_string(target, '$.label'), '{{ label }}') as label_name
+    from {{ source('ml', 'model_registry') }}
+),
+
 labels as (
-    select cast(date as date) as date, symbol, {{ label }} as label
-    from {{ ref('labels') }}
+    unpivot (
+        select cast(date as date) as date, symbol, columns('^fwd_ret_sn_\d+d$')
+        from {{ ref('labels') }}
+    )
+    on columns('^fwd_ret_sn_\d+d$')
+    into name label_name value label
+),
+
+predicted as (
+    select
+        predictions.*,
+        coalesce(model_labels.label_name, '{{ label }}') as label_name
+    from predictions
+    left join model_labels
+        on predictions.model_id = model_labels.model_id
 ),
 
 scored as (
     select
-        predictions.model_id,
-        predictions.date,
-        predictions.score,
+        predicted.model_id,
+        predicted.date,
+        predicted.score,
         labels.label
-    from predictions
+    from predicted
     inner join labels
-        on predictions.date = labels.date
-        and predictions.symbol = labels.symbol
-    where predictions.score is not null
+        on predicted.date = labels.date
+        and predicted.symbol = labels.symbol
+        and predicted.label_name = labels.label_name
+    where predicted.score is not null
       and labels.label is not null
-      and isfinite(predictions.score)
+      and isfinite(predicted.score)
       and isfinite(labels.label)
 ),
 
