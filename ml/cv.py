@@ -21,6 +21,7 @@ training window with the same purge, for choosing hyper-parameters from data bef
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -57,6 +58,16 @@ def date_array(dates) -> np.ndarray:
     if isinstance(dates, pd.MultiIndex):
         dates = dates.get_level_values("date")
     return pd.to_datetime(np.asarray(dates)).to_numpy(dtype="datetime64[ns]")
+
+
+def period_codes(dates, alias: str) -> np.ndarray:
+    """Integer period of each date for a pandas period alias, multiples included: `2Q` puts two
+    consecutive quarters in one period (January-June, July-December), where pandas' PeriodIndex alone
+    would keep quarters. Equal codes: the same refit period."""
+    lead = re.match(r"\s*(\d+)", str(alias))
+    step = max(int(lead.group(1)), 1) if lead else 1
+    codes = pd.PeriodIndex(pd.DatetimeIndex(dates), freq=alias).asi8
+    return codes // step if step > 1 else codes
 
 
 class WalkForward:
@@ -118,7 +129,7 @@ class WalkForward:
         start = self.first_test_pos(calendar)
         if start >= n:
             return []
-        periods = pd.PeriodIndex(pd.DatetimeIndex(calendar), freq=self.cadence).asi8
+        periods = period_codes(calendar, self.cadence)
         boundaries = np.flatnonzero(np.diff(periods)) + 1  # first position of each new period
         starts = [start] + [int(b) for b in boundaries if b > start]
         out = []

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ml.cv import period_codes
 from ml.metrics import daily_rank_ic
 from ml.models.base import ZooEstimator, date_codes
 
@@ -92,7 +93,7 @@ class ImportanceSettings:
 
 def periods_per_year(alias: str) -> int:
     """How many periods of a pandas alias a calendar year holds (M: 12, Q: 4, Y: 1)."""
-    return max(len(pd.period_range("2001-01-01", "2001-12-31", freq=alias)), 1)
+    return max(len(np.unique(period_codes(pd.bdate_range("2001-01-01", "2001-12-31"), alias))), 1)
 
 
 def measured_per_year(settings: ImportanceSettings, cadence: str | None) -> int:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.cv import WalkForward, date_array
+from ml.cv import WalkForward, date_array, period_codes
 
 
 def panel_dates(n_days: int = 420, n_symbols: int = 12, seed: int = 0) -> np.ndarray:
@@ -24,7 +24,7 @@ def panel_dates(n_days: int = 420, n_symbols: int = 12, seed: int = 0) -> np.nda
     return dates[rng.permutation(len(dates))]
 
 
-SETTINGS = list(itertools.product(["M", "Q", "W"], [0, 1, 5, 21], [0, 3], [None, 120]))
+SETTINGS = list(itertools.product(["M", "Q", "2Q", "W"], [0, 1, 5, 21], [0, 3], [None, 120]))
 
 
 @pytest.mark.parametrize("cadence,horizon,embargo,max_train", SETTINGS)
@@ -57,11 +57,10 @@ def test_no_training_label_window_overlaps_a_test_date(cadence, horizon, embargo
         assert fold.train_end == pd.Timestamp(calendar[train_pos.max()])
         assert fold.label_end < fold.test_start
         # the test block is one period of the cadence
-        periods = pd.PeriodIndex(pd.DatetimeIndex(dates[fold.test_idx]), freq=cadence)
-        assert periods.nunique() == 1
+        assert len(np.unique(period_codes(dates[fold.test_idx], cadence))) == 1
 
 
-@pytest.mark.parametrize("cadence", ["M", "Q"])
+@pytest.mark.parametrize("cadence", ["M", "Q", "2Q"])
 def test_test_blocks_tile_the_out_of_sample_history(cadence):
     dates = panel_dates()
     calendar = np.unique(dates)
@@ -84,6 +83,17 @@ def test_cadences_share_the_first_test_date_and_first_test_date_pushes_later():
     assert len(q) < len(m)
     late = list(WalkForward("M", 5, 0, 100, first_test_date="2019-12-02").folds(dates))
     assert late[0].test_start == pd.Timestamp("2019-12-02")
+
+
+def test_a_multiple_of_a_period_refits_every_that_many_periods():
+    cal = pd.bdate_range("2018-01-01", "2020-12-31")
+    starts = [cal[i] for i in np.flatnonzero(np.diff(period_codes(cal, "2Q"))) + 1]
+    assert [d.strftime("%Y-%m-%d") for d in starts[:3]] == ["2018-07-02", "2019-01-01", "2019-07-01"]
+    np.testing.assert_array_equal(period_codes(cal, "Q"), period_codes(cal, "3M"))
+    half = list(WalkForward("2Q", 5, 0, 100).folds(panel_dates()))
+    quarter = list(WalkForward("Q", 5, 0, 100).folds(panel_dates()))
+    assert half[0].test_start == quarter[0].test_start
+    assert len(quarter) - 1 <= 2 * (len(half) - 1) <= len(quarter) + 1
 
 
 def test_inner_split_is_purged_and_inside_the_training_window():

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.cv import period_codes
 from ml.monitoring.changepoint import CUSUM_COLUMNS, cusum_frame
 from ml.monitoring.config import load_config
 from ml.monitoring.contribution import ContributionStats
@@ -79,7 +80,7 @@ def successor_birth(calendar: pd.DatetimeIndex, retired_at: pd.Timestamp, cadenc
     """The first refit date (first trading day of a `cadence` period) at least `purge_days` trading
     days after the retirement: the first fit whose training labels include days after it."""
     earliest = int(calendar.searchsorted(retired_at)) + int(purge_days)
-    periods = calendar.to_period(cadence)
+    periods = period_codes(calendar, cadence)
     starts = np.flatnonzero(np.r_[True, periods[1:] != periods[:-1]])
     after = starts[starts >= earliest]
     return pd.Timestamp(calendar[after[0]]) if len(after) else None
