@@ -184,6 +184,7 @@ def test_every_refit_is_measured_on_yearly_budgets_split_by_cadence():
     assert s.interval is None
     assert refit_share(s, "Q").max_dates == 10 and refit_share(s, "Q").max_predict_rows == 50_000
     assert refit_share(s, "M").max_dates == 5  # 42 / 12 = 3, but never fewer than min_dates
+    assert refit_share(s, "2Q").max_dates == 21 and refit_share(s, "2Q").max_predict_rows == 100_000  # half-years
     assert refit_share(s, "Y").max_dates == 42 and refit_share(s, "Y").max_predict_rows == 200_000
     assert refit_share(ImportanceSettings(interval="Y"), "M").max_dates == 42  # one measured refit a year
     assert refit_share(ImportanceSettings(dates_per_year=400), "Q").max_dates == 42  # never above max_dates
