@@ -287,3 +287,18 @@ def test_every_pooled_linear_family_takes_a_halflife_and_none_changes_nothing(fa
     np.testing.assert_array_equal(plain.predict(X), same.predict(X))
     decayed = make_model(family, halflife=5).fit(X, y)
     assert np.isfinite(decayed.predict(X)).all()
+
+
+def test_a_training_window_of_moments_is_a_read_only_view_not_a_copy():
+    X, y = small_panel(20, 30, 3)
+    codes, dates = date_codes(X.index)
+    m = DateMoments.from_arrays(X.to_numpy(), y.to_numpy(), codes, len(dates))
+    window = m.subset(np.arange(5, 12))
+    assert np.shares_memory(window.sxx, m.sxx)  # consecutive dates: a slice of the per-date arrays
+    with pytest.raises(ValueError):
+        window.sxx[0, 0, 0] = 1.0  # shared by every window of the view: never written in place
+    scattered = m.subset(np.array([1, 4, 9]))
+    np.testing.assert_array_equal(scattered.sxx, m.sxx[[1, 4, 9]])
+    keep = X.index.get_level_values("date").isin(dates[[1, 4, 9]])
+    np.testing.assert_allclose(RidgeModel(0.1).fit_moments(scattered, X.columns).coef_,
+                               RidgeModel(0.1).fit(X[keep], y[keep]).coef_)

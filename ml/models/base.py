@@ -180,16 +180,22 @@ class DateMoments:
             sxx[t] = xt.T @ xt
             sxy[t] = xt.T @ yt
             syy[t] = yt @ yt
+        for arr in (n, sx, sy, sxx, sxy, syy):
+            arr.setflags(write=False)  # training windows share these arrays as views (`subset`)
         return cls(n, sx, sy, sxx, sxy, syy, state=st, dates=dates)
 
     def subset(self, positions) -> DateMoments:
         pos = np.asarray(positions)
         root = self._root or self
         root_pos = pos if self._positions is None else self._positions[pos]
+        # a run of consecutive dates (a training window) is sliced: views, not a copy of the (T, p, p) array
+        take = pos
+        if len(pos) and pos.dtype.kind in "iu" and pos[-1] - pos[0] == len(pos) - 1 and np.all(np.diff(pos) == 1):
+            take = slice(int(pos[0]), int(pos[-1]) + 1)
         return DateMoments(
-            self.n[pos], self.sx[pos], self.sy[pos], self.sxx[pos], self.sxy[pos], self.syy[pos],
-            state=None if self.state is None else self.state[pos],
-            dates=None if self.dates is None else self.dates[pos],
+            self.n[take], self.sx[take], self.sy[take], self.sxx[take], self.sxy[take], self.syy[take],
+            state=None if self.state is None else self.state[take],
+            dates=None if self.dates is None else self.dates[take],
             _root=root, _positions=root_pos,
         )
 
@@ -199,19 +205,25 @@ class DateMoments:
         `weights` (T,): each date's rows count with that weight (weighted least squares by date, e.g.
         `decay_weights`); n is then the weighted row count, so a ridge penalty `alpha * n` keeps its scale.
         """
-        sel = np.ones(self.n_dates, dtype=bool) if mask is None else np.asarray(mask)
-        w = np.ones(self.n_dates) if weights is None else np.asarray(weights, dtype="float64")
-        w = w[sel]
-        n = float(w @ self.n[sel])
-        if n < 2 or self.n[sel].sum() < 2:
+        sel = slice(None) if mask is None else mask  # a slice keeps the (T, p, p) array a view, not a copy
+        if weights is None:
+            n = self.n[sel].sum()
+            total = (self.sx[sel].sum(0), self.sy[sel].sum(), self.sxx[sel].sum(0), self.sxy[sel].sum(0),
+                     self.syy[sel].sum())
+        else:
+            w = np.asarray(weights, dtype="float64")
+            if mask is not None:
+                w = np.where(np.asarray(mask), w, 0.0)  # zero weight rather than a masked copy of sxx
+            n = float(w @ self.n) if self.n[sel].sum() >= 2 else 0.0
+            total = (w @ self.sx, float(w @ self.sy), np.tensordot(w, self.sxx, axes=1), w @ self.sxy,
+                     float(w @ self.syy))
+        if n < 2:
             p = self.n_features
             return 0.0, np.zeros(p), 0.0, np.zeros((p, p)), np.zeros(p), 0.0
-        mx = w @ self.sx[sel] / n
-        my = float(w @ self.sy[sel]) / n
-        sxx = np.tensordot(w, self.sxx[sel], axes=1) - n * np.outer(mx, mx)
-        sxy = w @ self.sxy[sel] - n * mx * my
-        syy = float(w @ self.syy[sel]) - n * my * my
-        return n, mx, my, sxx, sxy, syy
+        sx, sy, sxx, sxy, syy = total
+        mx = sx / n
+        my = sy / n
+        return n, mx, my, sxx - n * np.outer(mx, mx), sxy - n * mx * my, syy - n * my * my
 
     def per_date_coef(self, ridge: float) -> tuple[np.ndarray, np.ndarray]:
         """Per-date ridge slopes (T,p) and intercepts (T,): (Sxx_t,c + ridge n_t I) b_t = Sxy_t,c."""
