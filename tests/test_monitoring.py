@@ -85,6 +85,7 @@ def test_marts_declare_their_ml_sources(warehouse):
     assert set(marts) == MARTS
     assert ("ml", "predictions") in marts["monitoring_model_ic_monthly"]
     assert ("main", "labels") in marts["monitoring_model_ic_monthly"]
+    assert ("ml", "model_ic_daily") in marts["monitoring_model_ic_monthly"]  # the lifecycle's daily ICs
     assert ("ml", "signals") in marts["monitoring_latest_signals_by_sector"]
     assert ("ml", "backtest_daily") in marts["monitoring_backtest_summary"]
     assert {("ml", "model_registry"), ("ml", "model_status_daily")} <= set(marts["monitoring_model_status"])

@@ -1,5 +1,5 @@
 """The monitoring stage: reads predictions and labels, runs the lifecycle, drift and regimes, writes
-`ml.model_metrics_monthly`, `ml.model_status_daily`, `ml.model_cusum`, `ml.lifecycle_events`,
+`ml.model_ic_daily`, `ml.model_metrics_monthly`, `ml.model_status_daily`, `ml.model_cusum`, `ml.lifecycle_events`,
 `ml.model_lineage`, `ml.feature_drift` and `ml.regimes` and the lifecycle's rows of `ml.model_events`
 in one transaction, then moves registry statuses with `ml.registry.transition`."""
 
@@ -31,6 +31,7 @@ REGISTRY_STATUS = {"candidate": "candidate", "active": "active", "promoted": "ac
 EVENT_PREFIX = "[lifecycle] "
 # the tables the stage writes (schema `ml`), with their column types
 TABLE_SCHEMAS: dict[str, dict[str, str]] = {
+    "model_ic_daily": {"model_id": "varchar", "date": "date", "label": "varchar", "ic": "double"},
     "model_metrics_monthly": {
         "model_id": "varchar", "month": "date", "month_end": "date", "known_at": "date", "ic": "double",
         "ic_sd": "double", "n_days": "integer", "hit_rate": "double", "valid": "boolean", "negative_run": "integer",
@@ -166,6 +167,16 @@ def compute_ics(paths: DataPaths, cfg: Mapping, log: Log = print) -> MonitorInpu
     dates = frame.index.get_level_values("date").unique().union(panel.index.get_level_values("date").unique())
     calendar = pd.DatetimeIndex(dates).sort_values()
     return MonitorInputs(out, calendar, first, views, cadences)
+
+
+def daily_ics(inputs: MonitorInputs) -> pd.DataFrame:
+    """Every model's daily rank IC on its own label (model_id, date, label, ic): what the lifecycle
+    judged, stored so the monitoring marts aggregate it instead of ranking the predictions again."""
+    frames = [g.daily.assign(label=g.label) for g in inputs.groups if len(g.daily)]
+    if not frames:
+        return pd.DataFrame({"model_id": pd.Series(dtype=str), "date": pd.Series(dtype="datetime64[ns]"),
+                             "label": pd.Series(dtype=str), "ic": pd.Series(dtype=float)})
+    return pd.concat(frames, ignore_index=True)[["model_id", "date", "label", "ic"]]
 
 
 def group_config(cfg: Mapping, group: LabelGroup) -> dict[str, Any]:
@@ -342,6 +353,7 @@ def run_monitor_stage(paths: DataPaths, config: str | Path | Mapping | None = No
     drift = drift_tables(paths, cfg, log)
     regimes = regime_table(paths, cfg)
     tables = {
+        "model_ic_daily": _dated(daily_ics(inputs), "date"),
         "model_metrics_monthly": _dated(res.monthly, "month", "month_end", "known_at"),
         "model_status_daily": _dated(res.status_daily, "date"),
         "model_cusum": _dated(res.cusum, "block_end", "known_at"),

@@ -1,12 +1,12 @@
 -- monitoring_model_ic_monthly: the monthly out-of-sample rank IC of every model in ml.predictions
 -- against the forward sector-neutral return it was trained on (the registry's target label: a 21-day
 -- model against 21-day returns; `monitoring_label`, the 5-day one, when the registry has none), as the
--- lifecycle judges it. Daily IC = Spearman correlation across names (average ranks for ties, dates with
--- at least `monitoring_min_names` names), averaged per calendar month. A month is complete once every
--- prediction date in it has a realized label.
+-- lifecycle judges it. The daily ICs are the lifecycle's own (ml.model_ic_daily: the project's one
+-- rank-IC definition, ml.metrics.daily_rank_ic, on dates with enough names), averaged per calendar
+-- month here; nothing is ranked twice. A month is complete once every prediction date in it has a
+-- realized label.
 
 {%- set label = var('monitoring_label', 'fwd_ret_sn_5d') %}
-{%- set min_names = var('monitoring_min_names', 10) %}
 
 with predictions as (
     select cast(date as date) as date, symbol, model_id, score
@@ -36,12 +36,11 @@ predicted as (
         on predictions.model_id = model_labels.model_id
 ),
 
-scored as (
+scored_days as (
     select
         predicted.model_id,
         predicted.date,
-        predicted.score,
-        labels.label
+        count(*) as n_names
     from predicted
     inner join labels
         on predicted.date = labels.date
@@ -51,30 +50,20 @@ scored as (
       and labels.label is not null
       and isfinite(predicted.score)
       and isfinite(labels.label)
-),
-
-ranked as (
-    select
-        model_id,
-        date,
-        (rank() over (partition by model_id, date order by score)
-         + count(*) over (partition by model_id, date) + 1
-         - rank() over (partition by model_id, date order by score desc)) / 2.0 as score_rank,
-        (rank() over (partition by model_id, date order by label)
-         + count(*) over (partition by model_id, date) + 1
-         - rank() over (partition by model_id, date order by label desc)) / 2.0 as label_rank
-    from scored
+    group by 1, 2
 ),
 
 daily_ic as (
     select
-        model_id,
-        date,
-        corr(score_rank, label_rank) as ic,
-        count(*) as n_names
-    from ranked
-    group by model_id, date
-    having count(*) >= {{ min_names }} and isfinite(corr(score_rank, label_rank))
+        model_ic.model_id,
+        cast(model_ic.date as date) as date,
+        model_ic.ic,
+        scored_days.n_names
+    from {{ source('ml', 'model_ic_daily') }} as model_ic
+    inner join scored_days
+        on model_ic.model_id = scored_days.model_id
+        and cast(model_ic.date as date) = scored_days.date
+    where isfinite(model_ic.ic)
 ),
 
 prediction_months as (
@@ -90,8 +79,8 @@ labelled_months as (
     select
         model_id,
         cast(date_trunc('month', date) as date) as month,
-        count(distinct date) as n_labelled_days
-    from scored
+        count(*) as n_labelled_days
+    from scored_days
     group by 1, 2
 ),
 
