@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -139,7 +140,7 @@ class ICWeighted:
     def statistic_frame(self, panel: pd.DataFrame, label: pd.Series) -> pd.DataFrame:
         """Trailing IC (or ICIR) per model as known at each date (NaN before `min_periods`)."""
         calendar, _, _ = date_bounds(panel.index)
-        ic = daily_rank_ic(panel, label, self.min_names).reindex(calendar)
+        ic = shared_daily_rank_ic(panel, label, self.min_names).reindex(calendar)
         roll = ic.rolling(self.window, min_periods=self.min_periods)
         stat = roll.mean()
         if self.statistic == "icir":
@@ -158,6 +159,34 @@ class ICWeighted:
         warm = stat.notna().sum(axis=1) == 0
         w.loc[warm] = 1.0 / max(panel.shape[1], 1)
         return w
+
+
+_IC_SCOPES: list[dict] = []
+
+
+@contextmanager
+def shared_daily_ic():
+    """Within the block, each (score panel, label) pair's daily rank IC is computed once, however many
+    weighters ask for it (IC-weighted, the neural stacker's statistics, the walk-forward choice's
+    candidates): they rank the same panel against the same label. Pairs are matched by identity and held
+    until the block ends, so nothing outlives the stage that opened it."""
+    _IC_SCOPES.append({})
+    try:
+        yield
+    finally:
+        _IC_SCOPES.pop()
+
+
+def shared_daily_rank_ic(panel: pd.DataFrame, label: pd.Series, min_names: int = 10) -> pd.DataFrame:
+    """`daily_rank_ic`, computed once per (panel, label) pair inside a `shared_daily_ic` block."""
+    if not _IC_SCOPES:
+        return daily_rank_ic(panel, label, min_names)
+    memo = _IC_SCOPES[-1]
+    key = (id(panel), id(label), int(min_names))
+    hit = memo.get(key)
+    if hit is None or hit[0] is not panel or hit[1] is not label:
+        hit = memo[key] = (panel, label, daily_rank_ic(panel, label, min_names))
+    return hit[2]
 
 
 @dataclass

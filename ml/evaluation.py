@@ -167,7 +167,7 @@ def ensemble_and_calibrate(
         log(f"[ensemble] {method:<12} rank IC {row['rank_ic']:+.4f}  ICIR {row['icir']:.3f}  coverage "
             f"{row['coverage_80']:.3f}  cal.err {row['calibration_error']:.3f}  Brier {row['brier_score']:.4f} "
             f"(skill {row['brier_skill']:+.4f}, {row['prob_method']})  ({time.perf_counter() - t0:.1f}s)")
-    single_ic = ens.daily_rank_ic(panel, label).mean()  # every model at once; full metrics for the best only
+    single_ic = ens.shared_daily_rank_ic(panel, label).mean()  # every model at once; full metrics for the best only
     best = str(single_ic.fillna(-np.inf).idxmax())
     best_metrics = score_metrics(panel[best].dropna(), label, horizon)
     rows.append({"name": best, "kind": "best_single_hindsight", "chosen": False, "version": "", **best_metrics})
@@ -384,12 +384,13 @@ def run_ensemble_stage(paths: DataPaths, log: Log = print, ensemble_config=None)
     primary_models = by_horizon.pop(int(ecfg["horizon"]), [])
     if not primary_models:
         raise ValueError(f"no usable model of the primary {ecfg['horizon']}-day horizon in ml.predictions")
-    step = ensemble_and_calibrate(preds[primary_models], label, market, ecfg, families=families, active=None,
-                                  log=log, date_multipliers=read.multipliers, score_std=_score_std(paths, ecfg))
-    horizon_signals = hz.build_horizon_signals(
-        preds, by_horizon, ecfg, label_for=lambda cfg: load_label(paths, market, cfg)[0],
-        calibrate=lambda result, lab, cfg: calibrate(result, lab, market, calibrator_from_config(cfg)),
-        families=families, date_multipliers=read.multipliers, log=log)
+    with ens.shared_daily_ic():  # the weighters share each panel's daily IC
+        step = ensemble_and_calibrate(preds[primary_models], label, market, ecfg, families=families, active=None,
+                                      log=log, date_multipliers=read.multipliers, score_std=_score_std(paths, ecfg))
+        horizon_signals = hz.build_horizon_signals(
+            preds, by_horizon, ecfg, label_for=lambda cfg: load_label(paths, market, cfg)[0],
+            calibrate=lambda result, lab, cfg: calibrate(result, lab, market, calibrator_from_config(cfg)),
+            families=families, date_multipliers=read.multipliers, log=log)
     chosen = step.chosen
     every = pd.concat([frame.assign(method=method) for method, frame in step.signals.items()], ignore_index=True)
     write_tables(paths, {

@@ -224,3 +224,26 @@ def test_stacked_warm_up_counts_dates_with_a_label_and_a_model_score(missing):
     refits = np.flatnonzero(np.r_[True, periods[1:] != periods[:-1]])
     assert fitted[0] == dates[refits[refits >= 200 + 63 + H][0]]
     assert (fitted >= fitted[0]).all() and w.loc[fitted[0], "good"] == w.loc[fitted[0]].max()
+
+
+def test_weighters_in_one_stage_share_each_panels_daily_ic(monkeypatch):
+    rng = np.random.default_rng(0)
+    idx = pd.MultiIndex.from_product([pd.bdate_range("2021-01-01", periods=80), [f"S{i}" for i in range(30)]],
+                                     names=["date", "symbol"])
+    label = pd.Series(rng.standard_normal(len(idx)), index=idx)
+    panel = pd.DataFrame({"a": label + rng.standard_normal(len(idx)), "b": rng.standard_normal(len(idx))}, index=idx)
+    calls = []
+    real = ens.daily_rank_ic
+    monkeypatch.setattr(ens, "daily_rank_ic", lambda *a, **k: calls.append(1) or real(*a, **k))
+    weighters = [ens.ICWeighted(min_periods=10), ens.BestTrailing(min_periods=10)]
+    alone = [w.weights(panel, label) for w in weighters]
+    assert len(calls) == 2  # outside a block: computed each time
+    with ens.shared_daily_ic():
+        shared = [w.weights(panel, label) for w in weighters]
+        ens.shared_daily_rank_ic(panel, label)
+        ens.shared_daily_rank_ic(panel, label.copy())  # another label object: computed again
+    assert len(calls) == 4
+    for a, b in zip(alone, shared, strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    ens.shared_daily_rank_ic(panel, label)
+    assert len(calls) == 5  # the block's memo is gone with the block
