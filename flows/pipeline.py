@@ -124,7 +124,7 @@ def training_frames_task(data_dir: str, cache_token: str) -> dict[str, str]:
 
 _BUILT: dict[tuple, Any] = {}
 _PREPARED: dict[tuple, Any] = {}
-_PREPARED_LOCK = threading.Lock()
+_PREPARED_LOCK = threading.RLock()  # `all` prepares its parts first, inside the same lock
 
 
 def _prepared_view(frame_files: dict[str, str], view: str, cfg: dict):
@@ -143,7 +143,11 @@ def _prepared_view(frame_files: dict[str, str], view: str, cfg: dict):
                 frames = {name: pd.read_parquet(f) for name, f in frame_files.items()}
                 _BUILT[files] = training.build_view_frames(frames, cfg)
             built = _BUILT[files]
-            _PREPARED[key] = training.prepare_view(built[view], view, cfg) if view in built else None
+            parts = None
+            if view == training.ALL_VIEW:  # its features are its parts' columns: normalized once, there
+                parts = training.normalized_parts(
+                    [_prepared_view(frame_files, v, cfg) for v in built if v != training.ALL_VIEW])
+            _PREPARED[key] = training.prepare_view(built[view], view, cfg, normalized=parts) if view in built else None
         return _PREPARED[key]
 
 

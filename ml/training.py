@@ -128,14 +128,26 @@ class PreparedView:
         return int(self.codes[labeled[-1]]) if len(labeled) else -1
 
 
-def prepare_view(frame: pd.DataFrame, view: str, cfg: Mapping, features: list[str] | None = None) -> PreparedView:
-    """Sort, normalize the features per date, compute the target and the market state of one view."""
+def normalized_parts(parts) -> pd.DataFrame | None:
+    """The normalized features of prepared views side by side, on the union of their (date, symbol) rows:
+    what `prepare_view` would compute for a view joining them (`all`), since a feature's per-date
+    normalization sees only the names holding it. None without parts."""
+    frames = [p.X for p in parts if p is not None]
+    return pd.concat(frames, axis=1) if frames else None
+
+
+def prepare_view(frame: pd.DataFrame, view: str, cfg: Mapping, features: list[str] | None = None,
+                 normalized: pd.DataFrame | None = None) -> PreparedView:
+    """Sort, normalize the features per date, compute the target and the market state of one view.
+    `normalized`: these features already normalized (`normalized_parts` of the views `all` joins), used
+    when it holds every feature and the view has one row per (date, symbol); else computed here."""
     started = time.perf_counter()
     labels = label_columns(cfg)
     target_col = cfg["target"]["label"]
     if target_col not in frame.columns:
         raise ConfigError(f"view {view}: label column {target_col!r} not in frame")
     frame = _keyed(frame).sort_values(["date", "symbol"], kind="stable")
+    unique_keys = not frame.duplicated(["date", "symbol"]).any()
     frame = frame.drop_duplicates(["date", "symbol"], keep="last")
     index = pd.MultiIndex.from_arrays([frame["date"].to_numpy(), frame["symbol"].to_numpy()], names=["date", "symbol"])
     cat_cols = category_columns(frame.columns)
@@ -144,7 +156,11 @@ def prepare_view(frame: pd.DataFrame, view: str, cfg: Mapping, features: list[st
                     and pd.api.types.is_numeric_dtype(frame[c])]
     raw = pd.DataFrame(frame[features].to_numpy(dtype="float64", na_value=np.nan), index=index, columns=features)
     pre = cfg["preprocess"]
-    X = cross_sectional_normalize(raw, pre["method"], float(pre["clip"]))
+    if (normalized is not None and unique_keys and normalized.index.is_unique
+            and set(features) <= set(normalized.columns)):
+        X = normalized.reindex(index)[features].fillna(0.0)  # a row a part lacks: missing, so 0 as below
+    else:
+        X = cross_sectional_normalize(raw, pre["method"], float(pre["clip"]))
     state_cols, stat = state_source_columns(features, pre["state_pattern"])
     state = market_state(raw, state_cols, stat)
     y_raw = pd.Series(frame[target_col].to_numpy(dtype="float64"), index=index)
@@ -411,8 +427,11 @@ def train_zoo(
     specs: list[SpecResult] = []
     timings: dict[str, float] = {}
     done = 0
+    parts: list[PreparedView] = []
     for view, frame in frames.items():
-        prep = prepare_view(frame, view, cfg)
+        prep = prepare_view(frame, view, cfg, normalized=normalized_parts(parts) if view == ALL_VIEW else None)
+        if view != ALL_VIEW:
+            parts.append(prep)
         timings[f"prepare:{view}"] = prep.prepare_s
         runs = [(fam, None, prep, cfg) for fam in fams if runs_on(cfg, fam, view)]
         for h in dict.fromkeys(h for _, h in horizon_specs(cfg, fams)):

@@ -15,6 +15,7 @@ from ml.training import (
     build_view_frames,
     frames_from_wide,
     load_config,
+    normalized_parts,
     prepare_view,
     train_spec,
     train_zoo,
@@ -332,3 +333,25 @@ def test_a_family_with_a_views_list_trains_on_those_views_only(frames):
         ("lasso", "all"), ("lasso", "price_momentum"), ("ridge", "all")]
     with pytest.raises(ConfigError, match="views must be a list"):
         load_config({"families": {"ridge": {"views": "all"}}})
+
+
+def test_the_all_view_takes_its_parts_normalization_exactly(frames):
+    """`all` joins the views, and a feature's per-date normalization sees only the names holding it, so
+    the parts' normalized columns are `all`'s, bit for bit, even where a part lacks rows."""
+    cfg = small_config()
+    frames = dict(frames)
+    alt = frames["alt_data"]
+    frames["alt_data"] = alt.drop(alt.sample(frac=0.1, random_state=1).index)  # rows only price_momentum has
+    views = build_view_frames(frames, cfg)
+    parts = [prepare_view(f, v, cfg) for v, f in views.items() if v != "all"]
+    direct = prepare_view(views["all"], "all", cfg)
+    reused = prepare_view(views["all"], "all", cfg, normalized=normalized_parts(parts))
+    pd.testing.assert_frame_equal(direct.X, reused.X, check_exact=True)
+    np.testing.assert_array_equal(direct.y, reused.y)
+    pd.testing.assert_frame_equal(direct.state, reused.state, check_exact=True)
+    # what the parts cannot stand for is normalized here: a duplicated key, a feature no part has
+    wrong = normalized_parts(parts) * 0 + 1.0
+    dup = pd.concat([views["all"], views["all"].iloc[:3]])
+    pd.testing.assert_frame_equal(prepare_view(dup, "all", cfg, normalized=wrong).X, prepare_view(dup, "all", cfg).X)
+    narrow = wrong.drop(columns=wrong.columns[0])
+    pd.testing.assert_frame_equal(prepare_view(views["all"], "all", cfg, normalized=narrow).X, direct.X)
