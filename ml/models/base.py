@@ -190,7 +190,7 @@ class DateMoments:
         root_pos = pos if self._positions is None else self._positions[pos]
         # a run of consecutive dates (a training window) is sliced: views, not a copy of the (T, p, p) array
         take = pos
-        if len(pos) and pos.dtype.kind in "iu" and pos[-1] - pos[0] == len(pos) - 1 and np.all(np.diff(pos) == 1):
+        if len(pos) and pos.dtype.kind in "iu" and np.all(np.diff(pos) == 1):
             take = slice(int(pos[0]), int(pos[-1]) + 1)
         return DateMoments(
             self.n[take], self.sx[take], self.sy[take], self.sxx[take], self.sxy[take], self.syy[take],

@@ -96,11 +96,6 @@ class MonitorInputs:
     views: dict[str, str]
     cadences: dict[str, str]
 
-    @property
-    def daily(self) -> pd.DataFrame:
-        """Every model's daily IC, each on its own label."""
-        return pd.concat([g.daily for g in self.groups], ignore_index=True)
-
 
 def _label_frame(path: Path, columns: list[str]) -> pd.DataFrame:
     """labels.parquet read once: the label columns indexed by (date, symbol), sorted."""
@@ -345,7 +340,7 @@ def run_monitor_stage(paths: DataPaths, config: str | Path | Mapping | None = No
         log(f"[lifecycle] skipped: {exc}")
         return {"n_models_active": None, "n_models_retired": None, "monitor_skipped": str(exc)}
     t_ic = time.perf_counter() - started
-    daily = inputs.daily
+    daily = daily_ics(inputs)  # what the lifecycle judges, and ml.model_ic_daily
     on = ", ".join(f"{len(g.models)} on {g.label}" for g in inputs.groups if g.models)
     log(f"[lifecycle] daily IC of {daily['model_id'].nunique()} models over {daily['date'].nunique()} dates "
         f"({on or cfg['label']}) and their contributions to their ensembles in {t_ic:.1f}s")
@@ -353,7 +348,7 @@ def run_monitor_stage(paths: DataPaths, config: str | Path | Mapping | None = No
     drift = drift_tables(paths, cfg, log)
     regimes = regime_table(paths, cfg)
     tables = {
-        "model_ic_daily": _dated(daily_ics(inputs), "date"),
+        "model_ic_daily": _dated(daily, "date"),
         "model_metrics_monthly": _dated(res.monthly, "month", "month_end", "known_at"),
         "model_status_daily": _dated(res.status_daily, "date"),
         "model_cusum": _dated(res.cusum, "block_end", "known_at"),
