@@ -384,6 +384,7 @@ def run_ensemble_stage(paths: DataPaths, log: Log = print, ensemble_config=None)
     primary_models = by_horizon.pop(int(ecfg["horizon"]), [])
     if not primary_models:
         raise ValueError(f"no usable model of the primary {ecfg['horizon']}-day horizon in ml.predictions")
+    primary_models = hz.primary_candidates(primary_models, by_horizon, ecfg)
     with ens.shared_daily_ic():  # the weighters share each panel's daily IC
         step = ensemble_and_calibrate(preds[primary_models], label, market, ecfg, families=families, active=None,
                                       log=log, date_multipliers=read.multipliers, score_std=_score_std(paths, ecfg))

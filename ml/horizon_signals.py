@@ -1,9 +1,15 @@
 """Signals at several label horizons, each used at its own measured speed (issue 13, item 3).
 
 The zoo may train extra-horizon models (`horizons:` in config/zoo.yaml; ids `<family>@<h>d-<view>-...`,
-ml/models/horizons.py). Mixing them into the primary (5-day) stacker judges a 1-day or a 21-day model
-by the 5-day label, and the policy then trades one blend at one speed. Here instead:
+ml/models/horizons.py). A single blend of them all, judged by the 5-day label only, would trade every
+horizon at one speed. So:
 
+0. **The primary ensemble may weigh every horizon's models** (`other_horizons` in config/ensemble.yaml,
+   on by default): it learns each model's weight walk-forward on its own (primary) label, so a model
+   trained on 1- or 21-day returns enters the 5-day blend only as far as it ranks 5-day returns. On the
+   default market that raised the primary rank IC from 0.0559 to 0.0581 (BENCHMARKS.md, "Every horizon's
+   models in the primary ensemble"), most of it from the 1-day models, which read the fast channels with
+   a less noisy label.
 1. **One ensemble per horizon.** The models of horizon h are combined by the configured ensemble
    method against their own label (`fwd_ret_sn_<h>d`, known only h + 1 rows later) and calibrated into
    expected h-day returns (`ml.horizon_signals`, beside the primary `ml.signals`).
@@ -46,6 +52,17 @@ def models_by_horizon(models: Sequence[str], primary: int) -> dict[int, list[str
     for m in models:
         out.setdefault(model_horizon(m, primary), []).append(str(m))
     return {h: out[h] for h in sorted(out, key=lambda h: (h != primary, h))}
+
+
+def primary_candidates(primary: Sequence[str], others: Mapping[int, Sequence[str]],
+                       ensemble_cfg: Mapping[str, Any]) -> list[str]:
+    """The models the primary ensemble may weigh: its own horizon's, and with `other_horizons` (the default)
+    every other horizon's too. They are weighed like any model, walk-forward on the primary label, so a 1-day
+    model that also ranks 5-day returns earns a weight there, and one that does not earns none."""
+    models = list(primary)
+    if ensemble_cfg.get("other_horizons", True):
+        models += [m for h in sorted(others) for m in others[h]]
+    return models
 
 
 def horizon_config(ensemble_cfg: Mapping[str, Any], horizon: int) -> dict[str, Any]:

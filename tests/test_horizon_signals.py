@@ -12,6 +12,7 @@ from ml.horizon_signals import (
     horizon_config,
     model_horizon,
     models_by_horizon,
+    primary_candidates,
     residualize,
 )
 
@@ -25,6 +26,44 @@ def test_a_models_horizon_is_read_from_its_id_and_the_primary_comes_first():
     assert groups[5] == ["ridge-all-def", "lasso-price_momentum-9"]
     cfg = horizon_config({"method": "stacked", "horizon": 5, "label": {"demean": True}}, 21)
     assert cfg["horizon"] == 21 and cfg["label"] == {"demean": True, "column": "fwd_ret_sn_21d"}
+
+
+def test_the_primary_ensemble_weighs_every_horizons_models_unless_switched_off():
+    groups = models_by_horizon(["ridge-all-a", "ridge@21d-all-b", "ridge@1d-all-c"], primary=5)
+    primary = groups.pop(5)
+    assert primary_candidates(primary, groups, {}) == ["ridge-all-a", "ridge@1d-all-c", "ridge@21d-all-b"]
+    assert primary_candidates(primary, groups, {"other_horizons": False}) == ["ridge-all-a"]
+    assert primary_candidates(primary, {}, {"other_horizons": True}) == ["ridge-all-a"]
+
+
+def test_an_other_horizon_model_earns_primary_weight_only_as_far_as_it_ranks_the_primary_label():
+    """A 1-day model that knows a 5-day channel the 5-day model misses is weighed in; a 21-day model of
+    noise much less: the stacker judges both walk-forward on the primary label."""
+    from ml import ensemble as ens
+
+    rng = np.random.default_rng(3)
+    dates, names = pd.bdate_range("2020-01-01", periods=400), [f"S{i:02d}" for i in range(60)]
+    idx = pd.MultiIndex.from_product([dates, names], names=["date", "symbol"])
+    a, b = rng.normal(size=len(idx)), rng.normal(size=len(idx))
+    label = pd.Series(0.3 * a + 0.3 * b + rng.normal(size=len(idx)), index=idx)
+    panel = pd.DataFrame({"ridge-all-x": a + rng.normal(size=len(idx)),
+                          "ridge@1d-all-y": b + rng.normal(size=len(idx)),
+                          "ridge@21d-all-z": rng.normal(size=len(idx))}, index=idx)
+    groups = models_by_horizon(list(panel.columns), primary=5)
+    primary = groups.pop(5)
+    cfg = ens.load_config({"method": "stacked", "stacked": {"min_train_days": 63}})
+    ics = {}
+    for switch in (False, True):
+        models = primary_candidates(primary, groups, {"other_horizons": switch})
+        _, results = ens.ensembles_from_config(panel[models], label, cfg, methods=["stacked"])
+        result = results["stacked"]
+        late = result.score.index.get_level_values("date") >= dates[200]
+        ics[switch] = ens.daily_rank_ic(result.score[late].to_frame("s"), label)["s"].mean()
+        if switch:
+            weights = result.weights.iloc[200:].mean()
+            assert weights["ridge@1d-all-y"] > 0.3  # the stacker shrinks toward equal weights, so noise keeps some
+            assert weights["ridge@21d-all-z"] < 0.5 * weights["ridge@1d-all-y"]
+    assert ics[True] > ics[False] + 0.05
 
 
 def test_a_residual_is_orthogonal_to_its_bases_on_each_date_and_nan_where_any_input_is():
