@@ -16,245 +16,45 @@ checks the sha256 recorded in the registry before touching any artifact and refu
 Lifecycle: candidate -> active -> retired (candidate -> retired also allowed; nothing leaves
 retired). Transitions are logged in `ml.model_events` with a reason. `write_predictions` writes
 `ml.predictions` (date, symbol, model_id, score), refusing rows dated before a registered model's
-out-of-sample start.
+
+The pieces live in ml/models/: registry_store (tables, ModelRecord, connections), provenance (file and
+data hashes, feature versions), artifacts (native formats, the sha256 check); this module registers,
+reads, moves and predicts with them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import shutil
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pandas as pd
-import yaml
 
 from ml.jsonable import json_safe
+from ml.models.artifacts import _load_estimator, save_artifact, verify_artifact
+from ml.models.provenance import data_snapshot_hash, feature_versions_for, view_files
+from ml.models.registry_store import (
+    SCHEMA,
+    STATUSES,
+    TRANSITIONS,
+    YAML_NAME,
+    ModelRecord,
+    RegistryError,
+    _date_str,
+    _now,
+    _record_from_row,
+    _row,
+    _Transaction,
+    _write_yaml,
+    connect,
+    models_dir,
+)
 from ml.paths import DataPaths
-from ml.zoo import FAMILIES, CrossSectionalModel, ZooEstimator, _MomentsLinear
-
-STATUSES = ("candidate", "active", "retired")
-TRANSITIONS: dict[str, set[str]] = {"candidate": {"active", "retired"}, "active": {"retired"}, "retired": set()}
-SCHEMA = "ml"
-YAML_NAME = "model.yaml"
-PICKLE_NOTE = ("joblib pickle: loading runs code, so load_model refuses any file whose sha256 differs "
-               "from the registry's")
-
-DDL = [
-    f"create schema if not exists {SCHEMA}",
-    f"""create table if not exists {SCHEMA}.model_registry (
-        model_id varchar primary key,
-        family varchar not null,
-        view varchar not null,
-        features varchar not null,
-        feature_versions varchar not null,
-        params varchar not null,
-        target varchar,
-        cv varchar,
-        layout varchar,
-        train_start date,
-        train_end date,
-        oos_start date,
-        oos_end date,
-        data_hash varchar,
-        seed integer,
-        artifact_path varchar not null,
-        artifact_format varchar not null,
-        artifact_sha256 varchar not null,
-        metrics varchar,
-        status varchar not null,
-        note varchar,
-        created_at timestamp not null,
-        updated_at timestamp not null
-    )""",
-    f"""create table if not exists {SCHEMA}.model_events (
-        event_at timestamp not null,
-        model_id varchar not null,
-        from_status varchar,
-        to_status varchar not null,
-        reason varchar
-    )""",
-    f"""create table if not exists {SCHEMA}.predictions (
-        date date not null,
-        symbol varchar not null,
-        model_id varchar not null,
-        score double
-    )""",
-]
-JSON_FIELDS = ("features", "feature_versions", "params", "target", "cv", "layout", "metrics")
-
-
-class RegistryError(RuntimeError):
-    """A registry operation that cannot be done (unknown model, duplicate id, invalid transition)."""
-
-
-class ArtifactIntegrityError(RegistryError):
-    """An artifact whose sha256 differs from the registry's record: never loaded."""
-
-
-@dataclass
-class ModelRecord:
-    model_id: str
-    family: str
-    view: str
-    features: list[str]
-    feature_versions: dict[str, str]
-    params: dict[str, Any]
-    train_start: str | None
-    train_end: str | None
-    oos_start: str | None
-    oos_end: str | None
-    data_hash: str
-    seed: int
-    artifact_path: str
-    artifact_format: str
-    artifact_sha256: str
-    metrics: dict[str, Any]
-    status: str = "candidate"
-    target: dict[str, Any] = field(default_factory=dict)
-    cv: dict[str, Any] = field(default_factory=dict)
-    layout: dict[str, Any] = field(default_factory=dict)
-    note: str = ""
-    created_at: str = ""
-    updated_at: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return json_safe(asdict(self))
-
-
-# ================================================================================ hashing
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def data_snapshot_hash(files: Iterable[str | os.PathLike]) -> str:
-    """sha256 over (file name, sha256 of its bytes) of each file, in name order: a pure function of
-    the files' contents and names (not their directory or timestamps)."""
-    digest = hashlib.sha256()
-    for path in sorted((Path(f) for f in files), key=lambda p: p.name):
-        digest.update(f"{path.name}:{sha256_file(path)}\n".encode())
-    return digest.hexdigest()
-
-
-def view_files(paths: DataPaths, view: str, views: Iterable[str] | None = None) -> list[Path]:
-    """The mart files a model of `view` was trained from: the view's parquet (every view's for `all`)
-    plus labels.parquet."""
-    if view == "all":
-        names = list(views) if views is not None else [p.stem for p in paths.features.glob("*.parquet")
-                                                       if p.stem != "labels"]
-    else:
-        names = [view]
-    files = [paths.features / f"{n}.parquet" for n in names] + [paths.features / "labels.parquet"]
-    return [f for f in files if f.exists()]
-
-
-def feature_versions_for(view: str, features: list[str], checksums: Mapping[str, str]) -> dict[str, str]:
-    """The checksums of the marts a model reads: its view's (each prefix's for `all`) and labels'."""
-    views = {str(f).split("__", 1)[0] for f in features if "__" in str(f)} or {view}
-    wanted = (views | {"labels"}) if view == "all" else {view, "labels"}
-    return {v: str(checksums[v]) for v in sorted(wanted) if v in checksums}
-
-
-# ================================================================================ helpers
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-
-
-def _date_str(value) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
-        return None
-    return str(pd.Timestamp(value).date())
-
-
-def models_dir(paths: DataPaths) -> Path:
-    return paths.artifacts / "models"
-
-
-def connect(paths: DataPaths, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A connection to the warehouse with the registry tables present (created when writable)."""
-    paths.root.mkdir(parents=True, exist_ok=True)
-    if read_only and not paths.warehouse.exists():
-        raise RegistryError(f"no warehouse at {paths.warehouse}")
-    con = duckdb.connect(str(paths.warehouse), read_only=read_only)
-    if not read_only:
-        for statement in DDL:
-            con.execute(statement)
-    return con
-
-
-class _Transaction:
-    def __init__(self, con: duckdb.DuckDBPyConnection):
-        self.con = con
-
-    def __enter__(self):
-        self.con.execute("begin transaction")
-        return self.con
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.con.execute("commit")
-        else:
-            self.con.execute("rollback")
-        return False
-
-
-def _write_yaml(path: Path, record: ModelRecord) -> None:
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(record.to_dict(), sort_keys=False))
-    os.replace(tmp, path)
-
-
-def _row(record: ModelRecord) -> dict[str, Any]:
-    data = record.to_dict()
-    for key in JSON_FIELDS:
-        data[key] = json.dumps(data[key], sort_keys=True)
-    return data
-
-
-def _record_from_row(row: Mapping[str, Any]) -> ModelRecord:
-    data = dict(row)
-    for key in JSON_FIELDS:
-        data[key] = json.loads(data[key]) if data.get(key) else ({} if key != "features" else [])
-    for key in ("train_start", "train_end", "oos_start", "oos_end"):
-        data[key] = _date_str(data[key]) if data.get(key) is not None else None
-    for key in ("created_at", "updated_at"):
-        data[key] = pd.Timestamp(data[key]).isoformat() if data.get(key) is not None else ""
-    data["note"] = data.get("note") or ""
-    return ModelRecord(**data)
-
-
-# ================================================================================ artifacts
-def save_artifact(model: CrossSectionalModel, directory: Path) -> tuple[Path, str, str, str]:
-    """Write the estimator in its native format into `directory`: (path, format, sha256, note)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    est: ZooEstimator = model.estimator_
-    name = est.save(directory)
-    path = directory / name
-    fmt = est.artifact_format
-    return path, fmt, sha256_file(path), (PICKLE_NOTE if fmt == "joblib" else "")
-
-
-def _load_estimator(path: Path, fmt: str, family: str, params: dict, features: list[str]) -> ZooEstimator:
-    cls = FAMILIES[family]
-    if fmt == "json":
-        return _MomentsLinear.load(path)
-    if fmt in ("lightgbm-text", "xgboost-json", "catboost-cbm"):
-        return cls.load_native(path, params, features)
-    if fmt in ("joblib", "npz"):  # npz: the family's own arrays (e.g. ml/models/sequence.py)
-        return cls.load(path)
-    raise RegistryError(f"unknown artifact format {fmt!r}")
+from ml.zoo import CrossSectionalModel
 
 
 # ================================================================================ register / read
@@ -404,20 +204,6 @@ def list_models(paths: DataPaths, status: str | None = None) -> pd.DataFrame:
         return pd.DataFrame()
     finally:
         con.close()
-
-
-def verify_artifact(record: ModelRecord) -> Path:
-    """The artifact path after checking its sha256 against the record (ArtifactIntegrityError if not)."""
-    path = Path(record.artifact_path)
-    if not path.exists():
-        raise ArtifactIntegrityError(f"{record.model_id}: artifact {path} is missing")
-    actual = sha256_file(path)
-    if actual != record.artifact_sha256:
-        raise ArtifactIntegrityError(
-            f"{record.model_id}: artifact {path} has sha256 {actual}, registry says {record.artifact_sha256}; "
-            "refusing to load"
-        )
-    return path
 
 
 def load_model(paths: DataPaths, model_id: str) -> CrossSectionalModel:

@@ -15,6 +15,10 @@
   failure `FeatureBuildError` lists what failed and why, and features/ is left exactly as it was.
 - Several data directories can build side by side: dbt's target and log paths live under
   `<data>/dbt/`, and the data directory reaches dbt as an absolute `AURORA_DATA_DIR`.
+
+The pieces live in ml/data/: raw_inputs (what raw/ holds), dbt_runner (running dbt, node results,
+`build_marts` for the monitoring and research marts), warehouse_views (the published marts and the
+warehouse views over them); this module runs the feature build and fingerprints its marts.
 """
 
 from __future__ import annotations
@@ -26,22 +30,24 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
-from ml.contract import OPTIONAL_TABLES, REQUIRED_TABLES, TABLES
-from ml.data.views import disabled_views, feature_views, project_dir
+from ml.contract import REQUIRED_TABLES, TABLES
+from ml.data.dbt_runner import (
+    MONITORING_SELECTOR,
+    Log,
+    NodeResult,
+    _dbt_dirs,
+    _invoke_dbt,
+    _node_results,
+    _progress_callback,
+    _sample_failures,
+)
+from ml.data.raw_inputs import OPTIONAL_PRICE_COLUMNS, RawInputs, inspect_raw
+from ml.data.views import feature_views, project_dir
+from ml.data.warehouse_views import LABELS, _excluded_models, _sync_warehouse, marts
 from ml.paths import DataPaths
-
-LABELS = "labels"
-
-
-def marts() -> tuple[str, ...]:
-    """The published marts: every feature view of the dbt project (ml/data/views.py), then labels."""
-    return (*feature_views(), LABELS)
 
 
 def __getattr__(name: str):
@@ -50,14 +56,6 @@ def __getattr__(name: str):
     if name == "PROJECT_DIR":
         return project_dir()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-OPTIONAL_PRICE_COLUMNS: tuple[str, ...] = TABLES["prices"].optional_columns
-WAREHOUSE_SCHEMA = "main"
-MONITORING_SELECTOR = "tag:monitoring"  # marts over the ml schema, never part of the feature build
-RESEARCH_SELECTOR = "tag:research"  # feature research marts (models/research/): built, never blocking
-RESEARCH_DIR = "research"
-_SAMPLE_ROWS = 5
-
-Log = Callable[[str], None]
 
 
 class FeatureBuildError(RuntimeError):
@@ -68,93 +66,6 @@ class FeatureBuildError(RuntimeError):
         super().__init__(message)
         self.failures = failures or []
         self.result = result
-
-
-class MartBuildError(RuntimeError):
-    """A dbt build of marts outside the feature build (monitoring, research) failed; `str(err)` lists
-    what and why, `failures` the nodes."""
-
-    def __init__(self, message: str, failures: list[NodeResult] | None = None):
-        super().__init__(message)
-        self.failures = failures or []
-
-
-def build_marts(paths: DataPaths, raw: RawInputs, select: list[str], log: Log, what: str,
-                error: type[MartBuildError] = MartBuildError) -> list[NodeResult]:
-    """`dbt build --select <select>` of marts outside the feature build (monitoring, research), tests
-    included; raises `error` with a readable report (sampled failing rows, dbt log path) on a failure."""
-    res = _invoke_dbt(["build", "--select", *select], paths, raw, paths.features,
-                      callbacks=[_progress_callback(log)])
-    nodes = _node_results(res.result)
-    failures = [n for n in nodes if n.failed]
-    if res.success and not failures:
-        return nodes
-    samples = _sample_failures(paths, res.result, {n.unique_id for n in failures})
-    failures = [NodeResult(**{**n.__dict__, "detail": samples.get(n.unique_id, "")}) for n in failures]
-    lines = [f"{what} failed:"]
-    if res.exception is not None:
-        lines.append(f"dbt could not run: {res.exception}")
-    lines += [f"  - {n.describe()}" for n in failures]
-    lines.append(f"dbt log: {_dbt_dirs(paths)[1] / 'dbt.log'}")
-    raise error("\n".join(lines), failures)
-
-
-@dataclass(frozen=True)
-class RawInputs:
-    """What the raw directory holds: contract tables present and optional price columns with data."""
-
-    tables: frozenset[str]
-    price_columns: frozenset[str]
-
-    @property
-    def missing(self) -> list[str]:
-        """Missing optional inputs, as `needs:` tag suffixes (`fundamentals`, `prices.vwap`, ...)."""
-        tables = [t for t in OPTIONAL_TABLES if t not in self.tables]
-        columns = [f"prices.{c}" for c in OPTIONAL_PRICE_COLUMNS if c not in self.price_columns]
-        return tables + columns
-
-    @property
-    def skipped_views(self) -> dict[str, list[str]]:
-        return disabled_views(set(self.tables), set(self.price_columns))
-
-    def dbt_vars(self) -> dict[str, list[str]]:
-        skipped = self.skipped_views
-        return {"raw_tables": sorted(self.tables), "price_columns": sorted(self.price_columns),
-                "feature_views": [v for v in feature_views() if v not in skipped]}
-
-    def excludes(self) -> list[str]:
-        return [f"tag:needs:{m}" for m in self.missing] + sorted(self.skipped_views)
-
-
-@dataclass(frozen=True)
-class NodeResult:
-    """One dbt node's outcome (model, data test or unit test)."""
-
-    unique_id: str
-    name: str
-    resource_type: str
-    status: str
-    seconds: float
-    message: str = ""
-    detail: str = ""
-    research: bool = False  # a node of models/research/ (a research mart, its tests or unit tests)
-
-    @property
-    def failed(self) -> bool:
-        return self.status in ("error", "fail", "runtime error")
-
-    @property
-    def is_test(self) -> bool:
-        return self.resource_type in ("test", "unit_test")
-
-    def describe(self) -> str:
-        kind = {"test": "data test", "unit_test": "unit test"}.get(self.resource_type, self.resource_type)
-        text = f"{kind} {self.name}: {self.status.upper()}"
-        if self.message:
-            text += f" - {self.message.strip()}"
-        if self.detail:
-            text += "\n" + "\n".join(f"      {line}" for line in self.detail.strip().splitlines())
-        return text
 
 
 @dataclass
@@ -195,240 +106,6 @@ class BuildResult:
         if self.research_error:
             lines.append(f"warning: {self.research_error}")
         return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------------
-# inputs
-
-
-def inspect_raw(paths: DataPaths) -> RawInputs:
-    """The contract tables present under raw/ and the optional price columns that hold any data."""
-    tables = frozenset(name for name in TABLES if paths.raw_table(name).exists())
-    columns: set[str] = set()
-    prices = paths.raw_table("prices")
-    if prices.exists():
-        meta = pq.ParquetFile(prices).metadata
-        names = set(meta.schema.names)
-        for column in OPTIONAL_PRICE_COLUMNS:
-            if column in names and _has_values(prices, meta, column):
-                columns.add(column)
-    return RawInputs(tables, frozenset(columns))
-
-
-def _has_values(path: Path, meta, column: str) -> bool:
-    """True when the parquet column has at least one non-null value (statistics first, data if needed)."""
-    if meta.num_rows == 0:
-        return False
-    index = meta.schema.names.index(column)
-    nulls = 0
-    for g in range(meta.num_row_groups):
-        stats = meta.row_group(g).column(index).statistics
-        if stats is None or not stats.has_null_count:
-            return pq.read_table(path, columns=[column]).column(0).null_count < meta.num_rows
-        nulls += stats.null_count
-    return nulls < meta.num_rows
-
-
-# ----------------------------------------------------------------------------------------------
-# running dbt
-
-
-def _dbt_dirs(paths: DataPaths) -> tuple[Path, Path]:
-    return paths.root / "dbt" / "target", paths.root / "dbt" / "logs"
-
-
-@contextlib.contextmanager
-def _environ(**values: str) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _invoke_dbt(command: list[str], paths: DataPaths, raw: RawInputs, features_dir: Path,
-                callbacks: list | None = None):
-    from dbt.cli.main import dbtRunner
-
-    target, logs = _dbt_dirs(paths)
-    args = [
-        *command,
-        "--project-dir", str(project_dir()),
-        "--profiles-dir", str(project_dir()),
-        "--target-path", str(target),
-        "--log-path", str(logs),
-        "--vars", json.dumps(raw.dbt_vars()),
-        "--log-level", "none",  # progress goes through `log`; the full story to <data>/dbt/logs/dbt.log
-        "--log-level-file", "debug",
-        "--no-use-colors",
-    ]
-    env = {
-        "AURORA_DATA_DIR": str(paths.root),
-        "AURORA_FEATURES_DIR": str(features_dir),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-    with _environ(**env):
-        try:
-            return dbtRunner(callbacks=callbacks or []).invoke(args)
-        finally:
-            _release_warehouse()
-
-
-def _release_warehouse() -> None:
-    """Close the DuckDB database that dbt-duckdb keeps open in this process after a run.
-
-    Otherwise the warehouse file stays attached with dbt's configuration and this process (the runner,
-    tests, the app) cannot open it read-only, and other processes cannot open it at all.
-    """
-    try:
-        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-    except ImportError:  # pragma: no cover - dbt-duckdb is a locked dependency
-        return
-    with DuckDBConnectionManager._LOCK:
-        env = DuckDBConnectionManager._ENV
-        DuckDBConnectionManager._ENV = None
-        if env is not None:
-            with contextlib.suppress(Exception):
-                env.close()
-
-
-def _progress_callback(log: Log, every: int = 50) -> Callable:
-    """dbt's per-node lines summarized: a progress line every `every` nodes, and a line for each node
-    that did not pass (error, fail, warn); skipped nodes are counted in the failure report instead. The
-    full per-node story is in <data>/dbt/logs/dbt.log."""
-    done = [0]
-
-    def on_event(event) -> None:
-        if event.info.name != "NodeFinished":
-            return
-        try:
-            info, run = event.data.node_info, event.data.run_result
-            status = (run.status or info.node_status or "?").lower()
-            kind = {"unit_test": "unit test", "test": "test"}.get(info.resource_type, info.resource_type)
-            done[0] += 1
-            if status not in ("success", "pass", "skipped", "no-op"):
-                log(f"dbt {kind} {info.node_name}: {status.upper()} ({run.execution_time:.2f}s)")
-            elif done[0] % every == 0:
-                log(f"dbt: {done[0]} nodes done (last: {kind} {info.node_name})")
-        except Exception:  # progress is best effort; never break the build over it
-            pass
-
-    return on_event
-
-
-def _node_results(run_results) -> list[NodeResult]:
-    out = []
-    for r in getattr(run_results, "results", None) or []:
-        node = r.node
-        status = str(getattr(r.status, "value", r.status)).lower()
-        name = node.name
-        if node.resource_type == "test":
-            meta = getattr(node, "test_metadata", None)
-            attached = getattr(node, "attached_node", None) or ""
-            column = getattr(node, "column_name", None)
-            if meta is not None and attached:
-                target = attached.split(".")[-1] + (f".{column}" if column else "")
-                kwargs = {k: v for k, v in (meta.kwargs or {}).items() if k not in ("model", "column_name")}
-                name = f"{meta.name} on {target}" + (f" {kwargs}" if kwargs else "")
-        elif node.resource_type == "unit_test":
-            tested = (getattr(node, "tested_node_unique_id", None) or "").split(".")[-1]
-            name = f"{node.name} (model {tested})" if tested else node.name
-        out.append(NodeResult(
-            unique_id=node.unique_id,
-            name=name,
-            resource_type=str(node.resource_type),
-            status=status,
-            seconds=float(r.execution_time or 0.0),
-            message=(r.message or "") if status not in ("success", "pass") else "",
-            research=list(getattr(node, "fqn", None) or [])[1:2] == [RESEARCH_DIR],
-        ))
-    return out
-
-
-def _sample_failures(paths: DataPaths, run_results, failed_ids: set[str]) -> dict[str, str]:
-    """A few offending rows of each failed data test, re-running its compiled SQL read-only."""
-    import duckdb
-
-    samples: dict[str, str] = {}
-    queries = {
-        r.node.unique_id: r.node.compiled_code
-        for r in getattr(run_results, "results", None) or []
-        if r.node.unique_id in failed_ids and r.node.resource_type == "test" and getattr(r.node, "compiled_code", None)
-    }
-    if not queries or not paths.warehouse.exists():
-        return samples
-    try:
-        con = duckdb.connect(str(paths.warehouse), read_only=True)
-    except Exception:
-        return samples
-    try:
-        for uid, sql in queries.items():
-            try:
-                frame = con.execute(f"select * from ({sql}) as failing limit {_SAMPLE_ROWS}").fetchdf()
-                samples[uid] = f"offending rows (first {_SAMPLE_ROWS}):\n{frame.to_string(index=False)}"
-            except Exception:
-                continue
-    finally:
-        con.close()
-    return samples
-
-
-# ----------------------------------------------------------------------------------------------
-# publishing
-
-
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _sync_warehouse(paths: DataPaths, drop: list[str]) -> None:
-    """Point each mart's warehouse view at its published parquet (or drop it when there is none) and
-    drop relations of models excluded for missing inputs, so no stale table or dangling view remains."""
-    import duckdb
-
-    if not paths.warehouse.exists():
-        return
-    con = duckdb.connect(str(paths.warehouse))
-    try:
-        kinds = dict(con.execute(
-            "select table_name, table_type from information_schema.tables where table_schema = ?",
-            [WAREHOUSE_SCHEMA],
-        ).fetchall())
-        for mart in marts():
-            published = paths.features / f"{mart}.parquet"
-            if published.exists():
-                if kinds.get(mart, "VIEW") == "VIEW":
-                    con.execute(
-                        f'create or replace view {WAREHOUSE_SCHEMA}."{mart}" as '
-                        f"select * from read_parquet({_sql_string(str(published))})"
-                    )
-            elif mart in kinds:
-                drop.append(mart)
-        for name in dict.fromkeys(drop):
-            kind = kinds.get(name)
-            if kind is not None:
-                what = "view" if kind == "VIEW" else "table"
-                con.execute(f'drop {what} if exists {WAREHOUSE_SCHEMA}."{name}"')
-    finally:
-        con.close()
-
-
-def _excluded_models(manifest_path: Path, raw: RawInputs) -> list[str]:
-    """Names of the models that need a missing input (from their `needs:` tags)."""
-    if not manifest_path.exists():
-        return []
-    missing = {f"needs:{m}" for m in raw.missing}
-    nodes = json.loads(manifest_path.read_text())["nodes"].values()
-    return sorted(
-        n["name"] for n in nodes
-        if n["resource_type"] == "model" and (missing & set(n.get("tags") or [])
-                                              or n["name"] in raw.skipped_views)
-    )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -339,9 +339,9 @@ def _toy_warehouse(root: Path, seed: int = 0, n_symbols: int = 40, n_days: int =
 
 
 def _register_toy_models(paths: DataPaths, ids) -> None:
-    from ml import registry
+    from ml.models.registry_store import connect
 
-    con = registry.connect(paths)
+    con = connect(paths)
     now = pd.Timestamp("2024-01-01")
     for m in ids:
         con.execute(

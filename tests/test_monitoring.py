@@ -59,9 +59,9 @@ def _write_ml_tables(paths: DataPaths) -> pd.DataFrame:
     bt["gross_exposure"], bt["net_exposure"], bt["beta_exposure"] = 1.0, 0.0, 0.01
     bt["turnover"], bt["n_long"], bt["n_short"], bt["n_trades"] = 0.1, 20, 20, 8
     bt["nav"] = (1 + bt["net_return"]).cumprod()
-    from ml import registry
+    from ml.models.registry_store import connect
 
-    con = registry.connect(paths)
+    con = connect(paths)
     try:
         now = pd.Timestamp("2024-01-01")
         for m, target in (("good", None), ("noise", None),
@@ -141,7 +141,7 @@ def test_builds_every_mart_and_they_agree_with_the_lifecycle(warehouse):
 def test_marts_document_exactly_their_columns(warehouse):
     import json
 
-    from ml.warehouse import _dbt_dirs
+    from ml.data.dbt_runner import _dbt_dirs
 
     if not {"monitoring_model_status"} <= _built(warehouse):
         _write_ml_tables(warehouse)

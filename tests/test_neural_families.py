@@ -14,8 +14,8 @@ from lookahead import assert_past_unchanged, poison_after
 from sklearn.base import clone
 from test_training import small_config, synthetic_frames
 
+from ml.models.artifacts import _load_estimator
 from ml.models.neural import early_stopping_split
-from ml.registry import _load_estimator
 from ml.training import build_view_frames, prepare_view, train_spec
 from ml.zoo import FAMILIES, make_model
 

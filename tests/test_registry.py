@@ -9,12 +9,10 @@ import pytest
 import yaml
 from test_training import small_config, synthetic_frames
 
+from ml.models.provenance import data_snapshot_hash, feature_versions_for, view_files
+from ml.models.registry_store import ArtifactIntegrityError, RegistryError
 from ml.paths import DataPaths
 from ml.registry import (
-    ArtifactIntegrityError,
-    RegistryError,
-    data_snapshot_hash,
-    feature_versions_for,
     get_record,
     list_models,
     load_model,
@@ -24,7 +22,6 @@ from ml.registry import (
     register_zoo,
     retire,
     transition,
-    view_files,
     write_predictions,
 )
 from ml.training import build_view_frames, prepare_view, train_spec

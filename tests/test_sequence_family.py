@@ -174,7 +174,7 @@ def test_serving_scores_today_as_the_batch_panel_does(frames, tmp_path, monkeypa
 
 
 def test_registry_loads_the_npz_artifact_with_the_familys_load(tmp_path):
-    from ml.registry import _load_estimator
+    from ml.models.artifacts import _load_estimator
 
     X = panel()
     model = SequenceModel(**TINY).fit(X, target(X))

@@ -13,6 +13,7 @@ from test_training import small_config, synthetic_frames
 
 from ml import registry
 from ml.metrics import daily_ic, ic_summary
+from ml.models.artifacts import _load_estimator
 from ml.models.catboost_model import CatBoostModel
 from ml.models.categories import (
     CATEGORIES_KEY,
@@ -97,8 +98,8 @@ def test_fit_predict_is_deterministic_and_native_save_load_predicts_the_same(cls
     np.testing.assert_array_equal(loaded.predict(X), pred)
     if cls is CatBoostModel:  # the registry's path: parameters and features from the record
         assert cls.artifact_format == "catboost-cbm"
-        again = registry._load_estimator(tmp_path / name, cls.artifact_format, "catboost", model.get_params(),
-                                         list(model.feature_names_in_))
+        again = _load_estimator(tmp_path / name, cls.artifact_format, "catboost", model.get_params(),
+                                list(model.feature_names_in_))
         np.testing.assert_array_equal(again.predict(X), pred)
         assert again.category_columns_ == ["__cat__sector", "__cat__industry"]
         with pytest.raises(ValueError, match="differ"):

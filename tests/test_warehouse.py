@@ -16,9 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from ml.contract import FEATURE_VIEWS, PUBLISH_DATE, VIEW_REQUIRES
+from ml.data.raw_inputs import inspect_raw
 from ml.market import MarketConfig, write_market
 from ml.paths import DataPaths
-from ml.warehouse import MARTS, FeatureBuildError, build_features, inspect_raw, mart_checksums
+from ml.warehouse import MARTS, FeatureBuildError, build_features, mart_checksums
 
 MIN_FEATURES = {"price_momentum": 8, "sector_neutral": 6, "fundamental": 8, "microstructure": 5, "alt_data": 5}
 LABEL_COLUMNS = ["fwd_ret_1d", "fwd_ret_5d", "fwd_ret_21d", "fwd_ret_sn_1d", "fwd_ret_sn_5d", "fwd_ret_sn_21d"]

@@ -19,7 +19,8 @@ class DocsError(RuntimeError):
 
 def generate_docs(paths: DataPaths, log: Callable[[str], None] = print) -> Path:
     """Write the docs site into `<data>/dbt/target` and return that folder."""
-    from ml.warehouse import _dbt_dirs, _invoke_dbt, inspect_raw
+    from ml.data.dbt_runner import _dbt_dirs, _invoke_dbt
+    from ml.data.raw_inputs import inspect_raw
 
     if not paths.warehouse.exists():
         raise DocsError(f"no warehouse at {paths.warehouse}: run `aurora build-features` first")

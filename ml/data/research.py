@@ -19,7 +19,8 @@ import duckdb
 import pandas as pd
 
 from ml.paths import DataPaths
-from ml.warehouse import RESEARCH_SELECTOR, Log, MartBuildError, NodeResult, build_marts, inspect_raw
+from ml.data.dbt_runner import RESEARCH_SELECTOR, Log, MartBuildError, NodeResult, build_marts
+from ml.data.raw_inputs import inspect_raw
 
 RESEARCH_SCHEMA = "research"
 PRIMARY_LABEL = "fwd_ret_sn_5d"  # the default of the dbt var research_primary_label

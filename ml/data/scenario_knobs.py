@@ -1,4 +1,4 @@
-"""What the scenario knobs change inside the generator, in small helpers (ml/market.py calls them).
+"""What the scenario knobs change inside the generator, in small helpers (ml/data/market_*.py call them).
 
 Their random numbers come from a second stream seeded by (seed, 7919, purpose), so the default
 market's stream never moves; with every knob at its default none of them draws anything.

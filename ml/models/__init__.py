@@ -1,1 +1,4 @@
-"""Model families and their foundations (see ml/zoo.py for the registry)."""
+"""Model families and their foundations (ml/zoo.py lists the families), and the parts of the model registry.
+
+The registry's storage, artifacts and provenance live here; ml/registry.py registers, reads and moves models.
+"""

@@ -3,8 +3,8 @@
 The marts read tables that exist only after the pipeline's stages ran (`ml.predictions`,
 `ml.model_registry`, `ml.signals`, `ml.backtest_daily` and the lifecycle's tables), so the feature
 build excludes them and this runs them alone: `dbt build --select <marts>` through the same runner as
-the feature build (`ml.warehouse._invoke_dbt`: data dir, target/log paths under `<data>/dbt/`, vars),
-materialized as tables in the warehouse schema `monitoring`, their data tests included.
+the feature build (`ml.data.dbt_runner._invoke_dbt`: data dir, target/log paths under `<data>/dbt/`,
+vars), materialized as tables in the warehouse schema `monitoring`, their data tests included.
 
 A mart whose `ml` source tables (or upstream warehouse relations, e.g. the labels mart) are missing is
 skipped with a log line naming what is missing; with none buildable the stage is skipped.
@@ -18,20 +18,18 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from ml.paths import DataPaths
-from ml.warehouse import (
+from ml.contract import TABLES
+from ml.data.dbt_runner import (
     MONITORING_SELECTOR,
-    OPTIONAL_PRICE_COLUMNS,
-    TABLES,
     Log,
     MartBuildError,
     NodeResult,
-    RawInputs,
     _dbt_dirs,
     _invoke_dbt,
     build_marts,
-    inspect_raw,
 )
+from ml.data.raw_inputs import OPTIONAL_PRICE_COLUMNS, RawInputs, inspect_raw
+from ml.paths import DataPaths
 
 MONITORING_TAG = MONITORING_SELECTOR.split(":", 1)[1]
 MONITORING_SCHEMA = "monitoring"

@@ -255,7 +255,7 @@ def write_monitor_tables(paths: DataPaths, tables: Mapping[str, pd.DataFrame], e
     con = duckdb.connect(str(paths.warehouse))
     try:
         con.execute(f"create schema if not exists {SCHEMA}")
-        # the registry's layout (ml/registry.py DDL); created here only when the registry never ran
+        # the registry's layout (ml/models/registry_store.py DDL); created here only when the registry never ran
         con.execute(f"""create table if not exists {SCHEMA}.model_events (
             event_at timestamp not null, model_id varchar not null, from_status varchar,
             to_status varchar not null, reason varchar)""")
