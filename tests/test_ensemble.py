@@ -233,8 +233,10 @@ def test_weighters_in_one_stage_share_each_panels_daily_ic(monkeypatch):
     label = pd.Series(rng.standard_normal(len(idx)), index=idx)
     panel = pd.DataFrame({"a": label + rng.standard_normal(len(idx)), "b": rng.standard_normal(len(idx))}, index=idx)
     calls = []
-    real = ens.daily_rank_ic
-    monkeypatch.setattr(ens, "daily_rank_ic", lambda *a, **k: calls.append(1) or real(*a, **k))
+    from ml.portfolio import score_panel
+
+    real = score_panel.daily_rank_ic
+    monkeypatch.setattr(score_panel, "daily_rank_ic", lambda *a, **k: calls.append(1) or real(*a, **k))
     weighters = [ens.ICWeighted(min_periods=10), ens.BestTrailing(min_periods=10)]
     alone = [w.weights(panel, label) for w in weighters]
     assert len(calls) == 2  # outside a block: computed each time
