@@ -2,10 +2,13 @@
 
 Reads a finished run's warehouse (`ml.predictions` masked by each model's point-in-time lifecycle status, the
 registry, the label) and builds every configured ensemble method on the primary label from
-  - the primary horizon's models only (`other_horizons: false`),
-  - those plus each other horizon's models, one horizon at a time,
-  - those plus every other horizon's models (`other_horizons: true`, the shipped default),
-then prints each method's out-of-sample mean daily rank IC against the primary label. Every arm is
+  - the primary horizon's models only (`other_horizons: none`),
+  - those plus each other horizon's models, one horizon at a time (with the 1-day ones alone: `shorter`,
+    the shipped default, when 1 is the only shorter horizon),
+  - those plus every other horizon's models (`other_horizons: all`),
+then prints each method's out-of-sample mean daily rank IC against the primary label, and the t of the
+configured method's daily IC difference from the primary-only arm (paired by date, on len / horizon
+independent dates, as the labels overlap). Every arm is
 walk-forward (the weights at t use labels known by t); nothing reads the oracle.
 
 Usage: python bench/bench_ensemble_horizons.py --data-dir DIR [--json OUT]
@@ -17,6 +20,8 @@ import argparse
 import json
 import time
 from pathlib import Path
+
+import numpy as np
 
 from ml import ensemble as ens
 from ml import horizon_signals as hz
@@ -31,7 +36,7 @@ def arms(primary: list[str], others: dict[int, list[str]]) -> dict[str, list[str
     for h, models in others.items():
         out[f"+ {h}d models"] = list(primary) + list(models)
     if len(others) > 1:
-        out["+ every horizon (default)"] = hz.primary_candidates(primary, others, {"other_horizons": True})
+        out["+ every horizon (other_horizons: all)"] = hz.primary_candidates(primary, others, {"other_horizons": "all"})
     return out
 
 
@@ -50,15 +55,23 @@ def main() -> None:
     primary = by_horizon.pop(int(cfg["horizon"]), [])
     print(f"{args.data_dir}: label {source}; models per horizon: primary {len(primary)}, "
           + ", ".join(f"{h}d {len(v)}" for h, v in by_horizon.items()), flush=True)
-    rows = []
+    rows, chosen, base = [], str(cfg["method"]), None
+    horizon = int(cfg["horizon"])
     with ens.shared_daily_ic():
         for name, models in arms(primary, by_horizon).items():
             started = time.perf_counter()
             _, results = ens.ensembles_from_config(read.scores[models], label, cfg, families=read.families,
                                                    date_multipliers=read.multipliers)
             row = {"arm": name, "models": len(models), "seconds": round(time.perf_counter() - started, 1)}
-            for method, result in results.items():
-                row[method] = round(float(daily_rank_ic(result.score.to_frame("s"), label)["s"].mean()), 4)
+            daily = {m: daily_rank_ic(r.score.to_frame("s"), label)["s"] for m, r in results.items()}
+            for method, ic in daily.items():
+                row[method] = round(float(ic.mean()), 4)
+            if base is None:
+                base = daily[chosen]
+            else:  # the configured method against the primary-only arm, paired by date
+                diff = (daily[chosen] - base).dropna()
+                # 5-day labels overlap: count len / horizon independent dates
+                row[f"t_vs_primary_{chosen}"] = round(float(diff.mean() / (diff.std() / np.sqrt(len(diff) / horizon))), 2)
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.json:

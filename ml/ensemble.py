@@ -365,7 +365,7 @@ ENSEMBLE_DEFAULTS: dict[str, Any] = {
     "label": {"source": "features", "column": None, "demean": True},
     "standardize": {"method": "zscore", "clip": 3.0},
     "allowed_models": None,
-    "other_horizons": True,
+    "other_horizons": "shorter",
     "multipliers": {},
     "ic_weighted": {"window": 252, "min_periods": 63, "statistic": "icir", "shrinkage": 0.5},
     "stacked": {"refit": "M", "alpha": 1.0, "min_train_days": 63, "window": None, "label_transform": "rank"},

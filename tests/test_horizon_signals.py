@@ -28,12 +28,19 @@ def test_a_models_horizon_is_read_from_its_id_and_the_primary_comes_first():
     assert cfg["horizon"] == 21 and cfg["label"] == {"demean": True, "column": "fwd_ret_sn_21d"}
 
 
-def test_the_primary_ensemble_weighs_every_horizons_models_unless_switched_off():
-    groups = models_by_horizon(["ridge-all-a", "ridge@21d-all-b", "ridge@1d-all-c"], primary=5)
+def test_the_primary_ensemble_weighs_the_shorter_horizons_models_by_default():
+    groups = models_by_horizon(["ridge-all-a", "ridge@21d-all-b", "ridge@1d-all-c", "lasso@2d-all-d"], primary=5)
     primary = groups.pop(5)
-    assert primary_candidates(primary, groups, {}) == ["ridge-all-a", "ridge@1d-all-c", "ridge@21d-all-b"]
-    assert primary_candidates(primary, groups, {"other_horizons": False}) == ["ridge-all-a"]
-    assert primary_candidates(primary, {}, {"other_horizons": True}) == ["ridge-all-a"]
+    cfg = {"horizon": 5}
+    assert primary_candidates(primary, groups, cfg) == ["ridge-all-a", "ridge@1d-all-c", "lasso@2d-all-d"]
+    assert primary_candidates(primary, groups, {**cfg, "other_horizons": "all"}) == [
+        "ridge-all-a", "ridge@1d-all-c", "lasso@2d-all-d", "ridge@21d-all-b"]
+    assert primary_candidates(primary, groups, {**cfg, "other_horizons": "none"}) == ["ridge-all-a"]
+    assert primary_candidates(primary, groups, {"horizon": 21, "other_horizons": "shorter"}) == [
+        "ridge-all-a", "ridge@1d-all-c", "lasso@2d-all-d"]
+    assert primary_candidates(primary, {}, {**cfg, "other_horizons": "all"}) == ["ridge-all-a"]
+    with pytest.raises(ValueError, match="other_horizons"):
+        primary_candidates(primary, groups, {**cfg, "other_horizons": "longer"})
 
 
 def test_an_other_horizon_model_earns_primary_weight_only_as_far_as_it_ranks_the_primary_label():
@@ -54,7 +61,7 @@ def test_an_other_horizon_model_earns_primary_weight_only_as_far_as_it_ranks_the
     cfg = ens.load_config({"method": "stacked", "stacked": {"min_train_days": 63}})
     ics = {}
     for switch in (False, True):
-        models = primary_candidates(primary, groups, {"other_horizons": switch})
+        models = primary_candidates(primary, groups, {"horizon": 5, "other_horizons": "all" if switch else "none"})
         _, results = ens.ensembles_from_config(panel[models], label, cfg, methods=["stacked"])
         result = results["stacked"]
         late = result.score.index.get_level_values("date") >= dates[200]
