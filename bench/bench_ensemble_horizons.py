@@ -36,7 +36,7 @@ def arms(primary: list[str], others: dict[int, list[str]]) -> dict[str, list[str
     for h, models in others.items():
         out[f"+ {h}d models"] = list(primary) + list(models)
     if len(others) > 1:
-        out["+ every horizon (other_horizons: all)"] = hz.primary_candidates(primary, others, {"other_horizons": "all"})
+        out["+ every horizon (other_horizons: all)"] = list(primary) + [m for h in sorted(others) for m in others[h]]
     return out
 
 

@@ -31,7 +31,9 @@ def test_a_models_horizon_is_read_from_its_id_and_the_primary_comes_first():
 def test_the_primary_ensemble_weighs_the_shorter_horizons_models_by_default():
     groups = models_by_horizon(["ridge-all-a", "ridge@21d-all-b", "ridge@1d-all-c", "lasso@2d-all-d"], primary=5)
     primary = groups.pop(5)
-    cfg = {"horizon": 5}
+    from ml import ensemble as ens
+
+    cfg = ens.load_config({"horizon": 5})  # the shipped default: shorter
     assert primary_candidates(primary, groups, cfg) == ["ridge-all-a", "ridge@1d-all-c", "lasso@2d-all-d"]
     assert primary_candidates(primary, groups, {**cfg, "other_horizons": "all"}) == [
         "ridge-all-a", "ridge@1d-all-c", "lasso@2d-all-d", "ridge@21d-all-b"]
