@@ -29,10 +29,11 @@ browser:
 		|| echo "chromium could not be installed: the app screenshot test will be skipped"; }
 
 # Two pytest workers (pytest-xdist), one test file at a time each: a file's module fixtures (a pipeline
-# run on a small market) are built once, and the many single-threaded tests fill the second core.
+# run on a small market) are built once, and the many single-threaded tests fill the second core. Files go
+# out in collection order, which tests/conftest.py starts with the longest (LONGEST_FIRST).
 test: $(STAMP) browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

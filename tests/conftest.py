@@ -93,3 +93,18 @@ def analyst_sandbox(tmp_path_factory):
         feature_store.apply(paths)
         wide = feature_store.training_frame(paths, feature_store.entity_frame(paths), with_labels=True)
     return project, paths, result, wide
+
+
+# The files that run whole pipelines, longest first (seconds of one clean-clone `make test`, BENCHMARKS.md
+# "make test on two pytest workers"). `make test` hands whole files to two pytest-xdist workers in
+# collection order (`--dist loadfile --no-loadscope-reorder`); starting with the longest lets the many
+# short files fill in behind them, so the two workers finish together instead of one waiting on a long
+# file that came last.
+LONGEST_FIRST = ("test_flows.py", "test_scenario_bench.py", "test_schedules.py", "test_warehouse.py",
+                 "test_lifecycle.py", "test_point_in_time.py", "test_app.py", "test_research_marts.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    order = {id(item): i for i, item in enumerate(items)}
+    items.sort(key=lambda item: (rank.get(item.path.name, len(rank)), order[id(item)]))
