@@ -4,8 +4,10 @@ Walk-forward, purged: at every refit date p (first date of each `refit` period) 
 on rows dated <= p - horizon - 1 (their forward returns are realized by the close of p - 1) and
 applied to the rows of [p, next refit). Nothing after p - 1 is used for a prediction at p.
 
-* Expected return: isotonic (monotone) regression of the realized forward return, in bps, on the
-  per-date transformed score (z or centered rank). Monotone keeps it honest with little capacity.
+* Expected return: centred isotonic (monotone) regression of the realized forward return, in bps, on
+  the per-date transformed score (z or centered rank). Monotone keeps it honest with little capacity;
+  centred keeps it strictly increasing between the pooled blocks, so it does not tie names the
+  ensemble ranks apart (`monotone_curve`).
 * Interval: normalized split-conformal. Residuals of the fit are divided by each name's scale (its
   trailing volatility over the horizon, known at the date), and the empirical quantiles of those
   scaled residuals per score bucket (with the finite-sample conformal correction) give lower/upper.
@@ -131,20 +133,44 @@ class _Curve:
         return np.interp(x, self.knots_x, self.knots_y)
 
 
-def monotone_curve(x: np.ndarray, y: np.ndarray, n_bins: int | None = 50) -> _Curve:
+def monotone_curve(x: np.ndarray, y: np.ndarray, n_bins: int | None = 50, centred: bool = True) -> _Curve:
     """Increasing fit of y on x: isotonic regression on the means of `n_bins` equal-count bins of x
-    (count-weighted), linear between bin centres and flat beyond. Binning first takes the noise out
-    of the tails, where raw isotonic regression chases a few extreme outcomes."""
+    (count-weighted), centred, linear between knots and flat beyond. Binning first takes the noise out
+    of the tails, where raw isotonic regression chases a few extreme outcomes.
+
+    Centred isotonic regression (Oron and Flournoy, 2017): each block that the isotonic fit pooled
+    becomes one knot, at the block's weighted mean x, instead of a flat step across it. The curve is
+    then strictly increasing wherever the fit rises at all, so two names with different scores get
+    different expected returns: a flat step would tie most of a day's names (60% of them on the
+    default market) and throw away the ranking the ensemble was validated on. A fit with no rise at
+    all (a market without alpha) stays one flat value. `centred=False`: the isotonic steps themselves
+    (flat across each block, linear only between neighbouring bins), as ml/probability.py uses them.
+
+    Centring smooths a true step into a ramp between block centres: right for an expected return,
+    which moves smoothly with the score; a probability curve keeps its steps (its Platt-or-isotonic
+    choice is judged on Brier scores, where a sharp threshold should stay sharp)."""
     if n_bins is None or len(x) <= 2 * n_bins:
-        iso = IsotonicRegression(out_of_bounds="clip").fit(x, y)
-        return _Curve(np.asarray(iso.X_thresholds_), np.asarray(iso.y_thresholds_))
-    order = np.argsort(x, kind="stable")
-    groups = np.minimum((np.arange(len(x)) * n_bins) // len(x), n_bins - 1)
-    counts = np.bincount(groups, minlength=n_bins).astype(float)
-    bx = np.bincount(groups, x[order], minlength=n_bins) / counts
-    by = np.bincount(groups, y[order], minlength=n_bins) / counts
+        if not centred:
+            iso = IsotonicRegression(out_of_bounds="clip").fit(x, y)
+            return _Curve(np.asarray(iso.X_thresholds_), np.asarray(iso.y_thresholds_))
+        bx, where = np.unique(x, return_inverse=True)  # one point per distinct x, weighted by its count
+        counts = np.bincount(where).astype(float)
+        by = np.bincount(where, y) / counts
+    else:
+        order = np.argsort(x, kind="stable")
+        groups = np.minimum((np.arange(len(x)) * n_bins) // len(x), n_bins - 1)
+        counts = np.bincount(groups, minlength=n_bins).astype(float)
+        bx = np.bincount(groups, x[order], minlength=n_bins) / counts
+        by = np.bincount(groups, y[order], minlength=n_bins) / counts
     fitted = IsotonicRegression().fit(bx, by, sample_weight=counts).predict(bx)
-    return _Curve(bx, fitted)
+    return _centred(bx, fitted, counts) if centred else _Curve(bx, fitted)
+
+
+def _centred(x: np.ndarray, fitted: np.ndarray, weights: np.ndarray) -> _Curve:
+    """One knot per run of equal fitted values (an isotonic block), at the run's weighted mean x."""
+    block = np.r_[0, np.cumsum(np.diff(fitted) != 0)]
+    w = np.bincount(block, weights)
+    return _Curve(np.bincount(block, weights * x) / w, np.bincount(block, weights * fitted) / w)
 
 
 def bucket_standard_errors(y: np.ndarray, bucket: np.ndarray, dates: np.ndarray, n_buckets: int,

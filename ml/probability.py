@@ -115,7 +115,7 @@ class ProbabilityCalibrator:
                 continue
             xt, yt = xv[train][ok], yv[train][ok]
             a, b = fit_platt(xt, yt)
-            curve = monotone_curve(xt, yt, self.smooth_bins)
+            curve = monotone_curve(xt, yt, self.smooth_bins, centred=False)
             end = refits[k + 1] if k + 1 < len(refits) else len(calendar)
             test = slice(row_at[p], row_at[end])
             xs = xv[test]

@@ -18,6 +18,7 @@ from ml.calibration import (
     calibration_table,
     conformal_quantiles,
     interval_coverage,
+    monotone_curve,
 )
 
 H = 5
@@ -50,6 +51,25 @@ def test_expected_return_is_monotone_in_score_on_each_date(toy):
     ordered = signals.sort_values(["x"]).reset_index()
     ok = ordered.groupby("date")["expected_return"].apply(lambda s: bool(np.all(np.diff(s.to_numpy()) >= -1e-9)))
     assert ok.all()
+
+
+def test_the_curve_keeps_the_ranking_where_the_fit_rises_and_is_flat_where_it_cannot():
+    """Centred isotonic regression: one knot per pooled block, so names with different scores get
+    different expected returns wherever the curve rises; pure noise gives one flat value."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=20_000)
+    curve = monotone_curve(x, 0.05 * x + rng.normal(size=x.size))
+    assert np.all(np.diff(curve.knots_x) > 0) and np.all(np.diff(curve.knots_y) > 0)
+    inside = np.sort(x[(x > curve.knots_x[0]) & (x < curve.knots_x[-1])])
+    assert len(np.unique(curve.predict(inside))) == len(inside)  # no ties between the outer knots
+    # a step fit (the isotonic blocks themselves) would tie most of them
+    from sklearn.isotonic import IsotonicRegression
+    step = IsotonicRegression().fit(x, 0.05 * x + rng.normal(size=x.size)).predict(inside)
+    assert len(np.unique(step)) < 0.1 * len(inside)
+
+    flat = monotone_curve(x, np.full(x.size, 2.0))
+    assert np.allclose(curve.predict(np.array([-9.0, 9.0])), curve.knots_y[[0, -1]])  # flat beyond the ends
+    assert np.allclose(flat.predict(x), 2.0)
 
 
 def test_calibration_uses_only_labels_known_before_the_refit(toy):
