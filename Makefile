@@ -11,9 +11,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # requirements.lock holds the dev and dask extras too, so the suite covers the Dask task runner.
+# --compile-bytecode: the packages' .pyc files are written once, here. Without them a machine with
+# PYTHONDONTWRITEBYTECODE=1 (this project's VMs) compiles every imported module again in every process:
+# importing Great Expectations took 16 s instead of 6 s, in each pipeline run and each zoo worker.
 $(STAMP): requirements.lock pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.5"
-	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
