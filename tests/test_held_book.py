@@ -92,6 +92,37 @@ def test_a_book_that_drifted_above_its_limits_is_brought_back_within_them_at_onc
             assert c.holds(sol.w, day), type(c).__name__
 
 
+def test_a_stalled_but_feasible_solve_keeps_the_turnover_budget(strong, monkeypatch):
+    """Clarabel sometimes stops with InsufficientProgress at a feasible point. That point is kept (within
+    the feasibility tolerance AlmostSolved already meets) instead of dropping the turnover budget, which
+    let the objective rebuild the whole book; a stalled point far from feasible is still refused."""
+    import ml.portfolio.optimizer as opt
+
+    mp, policy, res = strong
+    t = int(np.flatnonzero(np.abs(res.weights).sum(axis=1) > 0)[-1])
+    day = _day(mp, res, t, policy)
+    day.alpha = np.random.default_rng(1).normal(size=day.n) * 1e-2
+    real = opt.clarabel.DefaultSolver
+
+    def stalled(r_prim):
+        class Solver:
+            def __init__(self, *args):
+                self.inner = real(*args)
+
+            def solve(self):
+                sol = self.inner.solve()
+                return type("Sol", (), {"status": "InsufficientProgress", "r_prim": r_prim, "x": sol.x})()
+        return Solver
+
+    monkeypatch.setattr(opt.clarabel, "DefaultSolver", stalled(1e-6))
+    kept = optimize(day, policy.gamma(), COSTS, _limits(), Borrow())
+    assert kept.status == "solved"
+    budget = TurnoverLimit(0.1, 1.2).budget(day)
+    assert float(np.abs(kept.w - day.w0).sum()) <= budget * (1 + 1e-4)
+    monkeypatch.setattr(opt.clarabel, "DefaultSolver", stalled(1e-2))
+    assert optimize(day, policy.gamma(), COSTS, _limits(), Borrow()).status == "fallback"
+
+
 def test_a_stale_position_is_unwound_once_its_alpha_is_gone(strong):
     """With no alpha left, holding still costs risk (and borrow on a short): day after day the optimizer
     sells, as fast as the turnover budget allows, down to its no-trade band, whose width is
