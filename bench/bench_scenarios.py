@@ -1,8 +1,9 @@
 """The scenario bench: the whole pipeline (`aurora run`) on markets Aurora was not tuned on.
 
 Each scenario is a synthetic market from a different data-generating process (`aurora generate
---scenario NAME`, see docs/scenarios.md), plus the real 20-stock panel (skfolio's daily closes,
-1990-2022, ingested with `aurora ingest`). For each, in its own data directory, the bench runs
+--scenario NAME`, see docs/scenarios.md), plus two real panels ingested with `aurora ingest`: 20 US
+large caps, 1990-2022 (`real_sp20`), and 64 UK large caps, 2000-2023 (`real_ftse64`), daily closes only
+(ml/data/sample_panels.py). For each, in its own data directory, the bench runs
 `aurora run` as a user would and reads back what the run wrote:
 
 - OOS rank IC of the traded ensemble, and its share of the oracle's rank IC (synthetic markets with
@@ -63,7 +64,8 @@ from ml.baselines import baseline_metrics, plain_book_from_config, reversal_5d  
 from ml.metrics import daily_ic  # noqa: E402
 
 REAL = "real_sp20"
-SCENARIOS = ("default", "price_only", "sparse", "slow", "no_alpha", "wide", REAL)
+REAL_PANELS = {REAL: "sp20", "real_ftse64": "ftse64"}   # scenario -> ml.data.sample_panels.PANELS
+SCENARIOS = ("default", "price_only", "sparse", "slow", "no_alpha", "wide", *REAL_PANELS)
 FAST_SIZE = {"symbols": 40, "days": 420}
 FAST_REAL_START = "2020-06-01"
 FAST_ZOO = ROOT / "tests" / "fixtures" / "zoo_small.yaml"
@@ -142,10 +144,11 @@ def prepare(scenario: str, data_dir: Path, fast: bool, seed: int | None = None) 
     if (data_dir / "raw" / "prices.parquet").exists():
         return
     data_dir.mkdir(parents=True, exist_ok=True)
-    if scenario == REAL:
-        from ml.data.sample_panels import write_sp20_inputs
+    if scenario in REAL_PANELS:
+        from ml.data.sample_panels import write_panel_inputs
 
-        files = write_sp20_inputs(data_dir / "inputs", start=FAST_REAL_START if fast else None)
+        files = write_panel_inputs(REAL_PANELS[scenario], data_dir / "inputs",
+                                   start=FAST_REAL_START if fast else None)
         done = _aurora(data_dir, fast, "ingest", "--prices", str(files["prices"]), "--securities",
                        str(files["securities"]))
     else:

@@ -650,3 +650,18 @@ def test_cli_ingest_exits_zero_on_good_input_and_non_zero_leaving_data_unchanged
     )
     assert f"nothing was written; {raw} is unchanged" in err
     assert snapshot(tmp_path / "data") == before
+
+
+def test_ingests_the_second_real_panel_64_uk_large_caps_with_its_gaps_and_crashes(tmp_path):
+    """Real data is refused nowhere: 2008's bank collapses (NatWest's closes fell 67% in a day), a few
+    missing closes mid-history, and tickers with dots and dashes (BT-A.L)."""
+    from ml.data.sample_panels import panel_closes, write_panel_inputs
+
+    closes = panel_closes("ftse64")
+    summary = ingest_files(write_panel_inputs("ftse64", tmp_path / "in"), tmp_path / "raw")
+    assert len(summary.symbols) == 64 and "BT-A.L" in summary.symbols
+    assert summary.start == "2000-01-04" and summary.end == "2023-05-31"
+    prices = pq.read_table(tmp_path / "raw" / "prices.parquet")
+    assert prices.num_rows == int(closes.drop(columns="Date").notna().sum().sum()) < 64 * summary.n_dates
+    securities = pq.read_table(tmp_path / "raw" / "securities.parquet").to_pandas()
+    assert securities["sector"].nunique() == 11

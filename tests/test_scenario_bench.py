@@ -23,9 +23,10 @@ import bench_scenarios as bench  # noqa: E402
 # delistings, no alpha at all (models retired, a book that may never trade) and the ingested real panel.
 # At this size (40 names x 420 days) `slow` and `wide` are the default market's tables and shape with
 # other generator parameters, which a 420-day run cannot tell apart: the full-size bench runs them
-# (`make bench-scenarios`), and leaving them out here saves CI about two minutes.
+# (`make bench-scenarios`), and leaving them out here saves CI about two minutes. The second real panel
+# (`real_ftse64`) has the first one's shape (closes only); its ingest is checked in tests/test_ingest.py.
 SCENARIOS = ["price_only", "sparse", "no_alpha", bench.REAL]
-FULL_SIZE_ONLY = {"default", "slow", "wide"}
+FULL_SIZE_ONLY = {"default", "slow", "wide", "real_ftse64"}
 
 
 @pytest.fixture(scope="module")
