@@ -23,7 +23,8 @@ applied to the rows of [p, next refit). Nothing after p - 1 is used for a predic
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,14 @@ from ml.ensemble import cumulative_days_with_data, date_bounds, known_windows, s
 BPS = 1e4
 
 
+def candidate_windows(window) -> list[int | None]:
+    """The calibration's `window` setting as a list of candidates (None: expanding). The pieces that
+    follow the calibration's window without choosing (prob_up, score-std intervals) take the first."""
+    if isinstance(window, Sequence) and not isinstance(window, str):
+        return [None if w is None else int(w) for w in window] or [None]
+    return [None if window is None else int(window)]
+
+
 @dataclass
 class Calibrator:
     """Walk-forward isotonic calibration with conformal intervals (see the module docstring)."""
@@ -41,7 +50,12 @@ class Calibrator:
     horizon: int = 5
     refit: str = "M"
     min_train_days: int = 126  # dates in the training window with a usable (score, label) pair
-    window: int | None = None  # trailing training dates; None: all data with a known label
+    # trailing training dates; None: all data with a known label. A list (e.g. [null, 504]): every
+    # candidate is fitted, and each refit period takes the one whose own out-of-sample expected returns had
+    # the lower mean squared error over the last `choice_window` dates whose label is known then
+    window: int | None | Sequence[int | None] = None
+    choice_window: int = 252
+    choice_min_days: int = 63  # known dates behind a choice; before that, the first candidate
     transform: str = "zscore"  # zscore | rank (per-date transform of the score)
     n_buckets: int = 10  # score buckets for the conformal quantiles
     coverage: float = 0.8
@@ -49,6 +63,12 @@ class Calibrator:
     calibration_error: bool = True  # add the calibration's own standard error to the uncertainty
     smooth_bins: int | None = 50  # isotonic fit on this many quantile-bin means, linearly interpolated
     clip: float = 3.0
+    chosen_window: list = field(default_factory=list, init=False, repr=False)  # (from date, window) chosen
+
+    @property
+    def windows(self) -> list[int | None]:
+        """The candidate training windows (one, unless `window` is a list)."""
+        return candidate_windows(self.window)
 
     def transform_score(self, score: pd.Series) -> pd.Series:
         return standardize(score.to_frame("s"), clip=self.clip, method=self.transform)["s"]
@@ -65,7 +85,18 @@ class Calibrator:
 
         `label`: realized forward return (return units) on the same (date, symbol) index;
         `scale`: per-row return scale over the horizon known at the date (e.g. trailing daily vol *
-        sqrt(horizon)); None uses 1; `dispersion`: cross-model sd of standardized scores (or None)."""
+        sqrt(horizon)); None uses 1; `dispersion`: cross-model sd of standardized scores (or None).
+        With several candidate windows, each refit period's rows come from the candidate chosen then
+        (`choose_windows`)."""
+        windows = self.windows
+        fits = [self._fit_predict(score, label, scale, dispersion, w) for w in windows]
+        if len(fits) == 1:
+            self.chosen_window = []
+            return fits[0]
+        return self._choose(fits, windows, label)
+
+    def _fit_predict(self, score, label, scale, dispersion, window: int | None) -> pd.DataFrame:
+        """`fit_predict` with one training window."""
         score = score.sort_index()
         x = self.transform_score(score).to_numpy()
         y = label.reindex(score.index).to_numpy(dtype="float64") * BPS
@@ -84,7 +115,7 @@ class Calibrator:
         alpha = (1.0 - self.coverage) / 2.0
         days_with_data = cumulative_days_with_data(np.isfinite(x) & np.isfinite(y), starts)
         fitted_any = False
-        for k, p, first, last in known_windows(refits, self.horizon, self.window, days_with_data,
+        for k, p, first, last in known_windows(refits, self.horizon, window, days_with_data,
                                                self.min_train_days):
             train = slice(row_at[first], row_at[last + 1])
             xt, yt, st = x[train], y[train], s[train]
@@ -122,6 +153,39 @@ class Calibrator:
         rel = np.where(ok & (med > 0), width / med, 1.0)
         out["uncertainty"] = half_band * rel
         return out[np.isfinite(out["expected_return"])]
+
+    def _choose(self, fits: list[pd.DataFrame], windows: list[int | None], label: pd.Series) -> pd.DataFrame:
+        """Per refit period, the rows of the candidate chosen by `choose_windows`."""
+        dates = sorted(set().union(*(f.index.get_level_values("date").unique() for f in fits)))
+        calendar = pd.DatetimeIndex(dates)
+        y = label * BPS
+        loss = pd.DataFrame({i: ((f["expected_return"] - y.reindex(f.index)) ** 2).groupby(level="date").mean()
+                             for i, f in enumerate(fits)}).reindex(calendar)
+        pick = choose_windows(loss, calendar.to_period(self.refit), self.horizon, self.choice_window,
+                              self.choice_min_days)
+        changed = pick[pick.ne(pick.shift())]
+        self.chosen_window = [(d, windows[i]) for d, i in changed.items()]
+        parts = [f[pick.reindex(f.index.get_level_values("date")).to_numpy() == i] for i, f in enumerate(fits)]
+        return pd.concat(parts).sort_index()
+
+
+def choose_windows(loss: pd.DataFrame, periods: pd.PeriodIndex, horizon: int, window: int,
+                   min_days: int) -> pd.Series:
+    """Per date, the candidate (column of `loss`: each candidate's daily out-of-sample mean squared error)
+    used for it: at each period's first date p, the candidate with the lowest mean loss over the last
+    `window` dates <= p - horizon - 1 (whose labels are known at p) on which every candidate has one;
+    the first candidate while fewer than `min_days` such dates exist. Held for the whole period."""
+    values = loss.to_numpy(dtype="float64")
+    both = np.isfinite(values).all(axis=1)
+    starts = np.flatnonzero(np.r_[True, periods[1:] != periods[:-1]])
+    pick = np.zeros(len(loss), dtype=int)
+    for k, p in enumerate(starts):
+        last = p - horizon - 1
+        end = starts[k + 1] if k + 1 < len(starts) else len(loss)
+        rows = np.flatnonzero(both[: max(last + 1, 0)])[-window:]
+        if len(rows) >= min_days:
+            pick[p:end] = int(np.argmin(values[rows].mean(axis=0)))
+    return pd.Series(pick, index=loss.index)
 
 
 @dataclass

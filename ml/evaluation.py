@@ -76,7 +76,7 @@ def calibrate(result: ens.EnsembleResult, label: pd.Series, market: MarketPanel,
     if probs is None:
         probs = prob_up_frame(result, label, calibrator, ProbabilityCalibrator(
             horizon=calibrator.horizon, refit=calibrator.refit, min_train_days=calibrator.min_train_days,
-            window=calibrator.window))
+            window=calibrator.windows[0]))
     out["prob_up"] = probs["prob_up"].reindex(out.index)
     out = out.drop(columns=["x"]).reset_index()
     out["ensemble_version"] = result.version
@@ -94,6 +94,13 @@ def signal_metrics(signals: pd.DataFrame, label: pd.Series) -> dict[str, float]:
     frame = signals.set_index(["date", "symbol"])
     return {"coverage_80": interval_coverage(frame, label), "interval_width": unc.interval_width(frame),
             "calibration_error": calibration_error(frame, label)}
+
+
+def window_summary(chosen: list) -> str:
+    """'expanding from 2010-05-03, 504 from 2011-02-01, ...' (the last few changes) of a calibrator's
+    `chosen_window`."""
+    parts = [f"{'expanding' if w is None else w} from {pd.Timestamp(d).date()}" for d, w in chosen]
+    return (f"{len(parts)} changes, the last: " if len(parts) > 4 else "") + ", ".join(parts[-4:])
 
 
 def calibrator_from_config(cfg: Mapping[str, Any]) -> Calibrator:
@@ -167,6 +174,8 @@ def ensemble_and_calibrate(
         log(f"[ensemble] {method:<12} rank IC {row['rank_ic']:+.4f}  ICIR {row['icir']:.3f}  coverage "
             f"{row['coverage_80']:.3f}  cal.err {row['calibration_error']:.3f}  Brier {row['brier_score']:.4f} "
             f"(skill {row['brier_skill']:+.4f}, {row['prob_method']})  ({time.perf_counter() - t0:.1f}s)")
+        if method == chosen and calibrator.chosen_window:
+            log(f"[ensemble] calibration window, chosen walk-forward: {window_summary(calibrator.chosen_window)}")
     single_ic = ens.shared_daily_rank_ic(panel, label).mean()  # every model at once; full metrics for the best only
     best = str(single_ic.fillna(-np.inf).idxmax())
     best_metrics = score_metrics(panel[best].dropna(), label, horizon)

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from ml.calibration import monotone_curve
+from ml.calibration import candidate_windows, monotone_curve
 from ml.ensemble import cumulative_days_with_data, date_bounds, known_windows
 
 METHODS = ("platt", "isotonic", "auto")
@@ -152,9 +152,11 @@ class ProbabilityCalibrator:
 
 def probability_from_config(cfg: Mapping[str, Any]) -> ProbabilityCalibrator:
     """The ensemble config's `probability` section over the calibration's refit, warm-up and window
-    (so `prob_up` starts with `expected_return`) and the horizon."""
+    (so `prob_up` starts with `expected_return`) and the horizon. Where the calibration chooses between
+    several windows, the probability takes the first candidate."""
     cal = dict(cfg.get("calibration") or {})
     base = {k: cal[k] for k in ("refit", "min_train_days", "window") if k in cal}
+    base["window"] = candidate_windows(base.get("window"))[0]
     return ProbabilityCalibrator(horizon=int(cfg["horizon"]), **{**base, **dict(cfg.get("probability") or {})})
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
-from ml.calibration import BPS, conformal_quantiles
+from ml.calibration import BPS, candidate_windows, conformal_quantiles
 from ml.ensemble import cumulative_days_with_data, known_windows
 from ml.metrics import date_bounds, group_sums
 
@@ -297,7 +297,7 @@ def apply_intervals(signals: pd.DataFrame, score_std: pd.Series | None, label: p
         params["rel_clip"] = tuple(params["rel_clip"])
     maker = StdIntervals(horizon=int(cfg["horizon"]), refit=cal.get("refit", "M"),
                          coverage=float(cal.get("coverage", 0.8)), min_train_days=int(cal.get("min_train_days", 126)),
-                         window=cal.get("window"), **params)
+                         window=candidate_windows(cal.get("window"))[0], **params)
     frame = signals.assign(date=pd.to_datetime(signals["date"])).set_index(["date", "symbol"])
     bands = maker.fit_predict(frame["expected_return"], score_std, label, scale)
     frame[["lower", "upper"]] = bands.reindex(frame.index).to_numpy()

@@ -204,3 +204,62 @@ def test_warm_up_counts_dates_with_data_not_calendar_rows(missing):
     out = Calibrator(horizon=H, min_train_days=126).fit_predict(score, label)
     first = out.index.get_level_values("date").min()
     assert first == _first_refit_from(dates, 200 + 126 + H)  # dates 200..(refit - h - 1) hold 126 with data
+
+
+# ------------------------------------------------------------------ the training window, chosen walk-forward
+def _drifting_panel(strength_late: float, n_days: int = 1500, n_symbols: int = 80, seed: int = 5):
+    """Scores and 5-day labels whose slope on the score is 1 bp/sd for the first half of the dates and
+    `strength_late` after: a signal that decays, as real ones do (or not, with 1.0)."""
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range("2010-01-01", periods=n_days)
+    index = pd.MultiIndex.from_product([dates, [f"S{i:03d}" for i in range(n_symbols)]], names=["date", "symbol"])
+    score = rng.normal(size=len(index))
+    slope = np.where(np.repeat(np.arange(n_days), n_symbols) < n_days // 2, 1.0, strength_late) * 8e-4
+    label = slope * score + rng.normal(scale=4e-3, size=len(index))
+    return pd.Series(score, index=index), pd.Series(label, index=index)
+
+
+def _late(frame: pd.DataFrame, share: float = 0.25) -> pd.DataFrame:
+    dates = frame.index.get_level_values("date").unique().sort_values()
+    return frame[frame.index.get_level_values("date") >= dates[int(len(dates) * (1 - share))]]
+
+
+def test_a_trailing_window_is_chosen_when_the_signal_decays_and_the_expected_return_follows_it():
+    score, label = _drifting_panel(strength_late=0.25)
+    expanding = Calibrator(horizon=H, min_train_days=60).fit_predict(score, label)
+    chooser = Calibrator(horizon=H, min_train_days=60, window=[None, 250])
+    chosen = chooser.fit_predict(score, label)
+    assert chooser.chosen_window[0][1] is None and chooser.chosen_window[-1][1] == 250
+    late_expanding, late_chosen = _late(expanding), _late(chosen)
+    assert late_chosen.index.equals(late_expanding.index)
+    err_expanding = calibration_error(late_expanding, label)
+    err_chosen = calibration_error(late_chosen, label)
+    assert err_chosen < 0.5 * err_expanding, (err_chosen, err_expanding)
+
+
+def test_a_stationary_signal_keeps_mostly_the_expanding_window():
+    score, label = _drifting_panel(strength_late=1.0)
+    expanding = Calibrator(horizon=H, min_train_days=60).fit_predict(score, label)
+    chooser = Calibrator(horizon=H, min_train_days=60, window=[None, 250])
+    chosen = chooser.fit_predict(score, label)
+    same = np.isclose(chosen["expected_return"], expanding["expected_return"].reindex(chosen.index))
+    assert same.mean() > 0.5
+    assert calibration_error(chosen, label) < calibration_error(expanding, label) + 0.05
+
+
+def test_the_window_choice_at_a_refit_reads_only_losses_known_then():
+    """A candidate's loss on a date s is known once s's label is, at s + horizon + 1: changing every
+    loss from p - horizon on cannot change the choice made at p."""
+    from ml.calibration import choose_windows
+
+    rng = np.random.default_rng(0)
+    dates = pd.bdate_range("2020-01-01", periods=400)
+    loss = pd.DataFrame(rng.random((400, 2)), index=dates)
+    periods = dates.to_period("M")
+    base = choose_windows(loss, periods, H, 120, 30)
+    starts = np.flatnonzero(np.r_[True, periods[1:] != periods[:-1]])
+    for p in starts[3:]:
+        changed = loss.copy()
+        changed.iloc[p - H:] = rng.random((len(dates) - p + H, 2)) * [10.0, 0.0]
+        assert choose_windows(changed, periods, H, 120, 30).iloc[p] == base.iloc[p]
+    assert (base.iloc[: starts[1]] == 0).all()  # too few known dates yet: the first candidate
