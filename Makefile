@@ -46,7 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_market_quality.py
 	$(BIN)/python bench/bench_features.py
 
-# The whole pipeline on every scenario and the real panel (about an hour on 2 cores): BENCHMARKS.md.
+# The whole pipeline on every scenario and both real panels (about three hours on 2 cores): BENCHMARKS.md.
 bench-scenarios: $(STAMP)
 	$(BIN)/python bench/bench_scenarios.py --json data/scenarios/results.json --markdown data/scenarios/table.md
 
