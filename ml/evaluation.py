@@ -276,8 +276,9 @@ def read_prediction_panel(paths: DataPaths) -> PredictionPanel:
     {model_id: family}, and the ids usable by the ensemble. With the lifecycle's
     `ml.model_status_daily`, each model's scores are kept only on dates when it was active or
     promoted (point in time), the ids are None and the multipliers (2 for promoted) come along;
-    otherwise the registry's active models, else every
-    non-retired one (None: no registry)."""
+    otherwise the registry's active models, else every non-retired one (None: no registry), as for a
+    hand-kept registry. A warehouse where the monitor ran but its dated statuses are missing is refused:
+    today's statuses applied to the whole history would select models with hindsight."""
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     try:
         try:
@@ -289,6 +290,11 @@ def read_prediction_panel(paths: DataPaths) -> PredictionPanel:
                 f"select date, model_id, multiplier from {SCHEMA}.model_status_daily").df()
         except duckdb.CatalogException:
             status_daily = None
+        if status_daily is None and _has_table(con, "lifecycle_events"):  # the monitor ran, its dated table is gone
+            raise RuntimeError(
+                f"{paths.warehouse}: {SCHEMA}.model_status_daily is missing but the monitor has run "
+                f"({SCHEMA}.lifecycle_events exists); the registry's current statuses would select models "
+                "with hindsight over the whole history. Re-run `aurora monitor` first.")
         panel = read_score_panel(con)  # one scatter into a dense array, never the long table in pandas
     finally:
         con.close()
@@ -308,6 +314,11 @@ def read_prediction_panel(paths: DataPaths) -> PredictionPanel:
     if not active:
         active = reg.loc[reg["status"] != "retired", "model_id"].astype(str).tolist()
     return PredictionPanel(panel, families, active)
+
+
+def _has_table(con, name: str) -> bool:
+    return bool(con.execute("select count(*) from duckdb_tables() where schema_name = ? and table_name = ?",
+                            [SCHEMA, name]).fetchone()[0])
 
 
 def weights_frame(ensembles: Mapping[str, ens.EnsembleResult]) -> pd.DataFrame:

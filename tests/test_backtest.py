@@ -328,3 +328,18 @@ def test_the_policy_backtests_the_chosen_method_unless_every_method_is_asked_for
     assert list(compared_methods(signals, "stacked", {"compare_methods": "all"})) == list(signals)
     with pytest.raises(ValueError, match="compare_methods"):
         compared_methods(signals, "stacked", {"compare_methods": "every"})
+
+
+def test_a_monitored_warehouse_without_its_dated_statuses_is_refused_not_read_with_hindsight(tmp_path):
+    """Once the monitor has run, the registry's statuses are today's verdicts: applied to every past date
+    they would pick models by their future. Without `ml.model_status_daily` the stage says so."""
+    from ml.evaluation import read_prediction_panel
+
+    market = toy_market(n_symbols=20, n_days=120)
+    paths = _write_data_dir(tmp_path / "data", market, {"good-toy": "retired", "fair-toy": "active"}, oracle=False)
+    assert read_prediction_panel(paths).active == ["fair-toy"]  # a hand-kept registry: its statuses are the user's
+    con = registry_connect(paths)
+    con.execute("create table ml.lifecycle_events (date date, model_id varchar, event varchar)")
+    con.close()
+    with pytest.raises(RuntimeError, match="model_status_daily is missing but the monitor has run"):
+        read_prediction_panel(paths)
