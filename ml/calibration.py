@@ -56,6 +56,7 @@ class Calibrator:
     window: int | None | Sequence[int | None] = None
     choice_window: int = 252
     choice_min_days: int = 63  # known dates behind a choice; before that, the first candidate
+    choice_min_t: float = 0.0  # leave the first candidate only when the other's lower loss has this t
     transform: str = "zscore"  # zscore | rank (per-date transform of the score)
     n_buckets: int = 10  # score buckets for the conformal quantiles
     coverage: float = 0.8
@@ -162,7 +163,7 @@ class Calibrator:
         loss = pd.DataFrame({i: ((f["expected_return"] - y.reindex(f.index)) ** 2).groupby(level="date").mean()
                              for i, f in enumerate(fits)}).reindex(calendar)
         pick = choose_windows(loss, calendar.to_period(self.refit), self.horizon, self.choice_window,
-                              self.choice_min_days)
+                              self.choice_min_days, self.choice_min_t)
         changed = pick[pick.ne(pick.shift())]
         self.chosen_window = [(d, windows[i]) for d, i in changed.items()]
         parts = [f[pick.reindex(f.index.get_level_values("date")).to_numpy() == i] for i, f in enumerate(fits)]
@@ -170,11 +171,13 @@ class Calibrator:
 
 
 def choose_windows(loss: pd.DataFrame, periods: pd.PeriodIndex, horizon: int, window: int,
-                   min_days: int) -> pd.Series:
+                   min_days: int, min_t: float = 0.0) -> pd.Series:
     """Per date, the candidate (column of `loss`: each candidate's daily out-of-sample mean squared error)
     used for it: at each period's first date p, the candidate with the lowest mean loss over the last
     `window` dates <= p - horizon - 1 (whose labels are known at p) on which every candidate has one;
-    the first candidate while fewer than `min_days` such dates exist. Held for the whole period."""
+    the first candidate while fewer than `min_days` such dates exist, or while the best one's gain over
+    it has a t below `min_t` (means of `horizon`-date blocks, since the labels overlap). Held for the
+    whole period."""
     values = loss.to_numpy(dtype="float64")
     both = np.isfinite(values).all(axis=1)
     starts = np.flatnonzero(np.r_[True, periods[1:] != periods[:-1]])
@@ -184,8 +187,21 @@ def choose_windows(loss: pd.DataFrame, periods: pd.PeriodIndex, horizon: int, wi
         end = starts[k + 1] if k + 1 < len(starts) else len(loss)
         rows = np.flatnonzero(both[: max(last + 1, 0)])[-window:]
         if len(rows) >= min_days:
-            pick[p:end] = int(np.argmin(values[rows].mean(axis=0)))
+            best = int(np.argmin(values[rows].mean(axis=0)))
+            if best and min_t > 0 and _gain_t(values[rows, 0] - values[rows, best], horizon) < min_t:
+                best = 0
+            pick[p:end] = best
     return pd.Series(pick, index=loss.index)
+
+
+def _gain_t(gain: np.ndarray, horizon: int) -> float:
+    """t of a mean daily gain, from the means of consecutive `horizon`-date blocks."""
+    n = len(gain) // horizon
+    if n < 3:
+        return 0.0
+    blocks = gain[len(gain) - n * horizon:].reshape(n, horizon).mean(axis=1)
+    sd = blocks.std(ddof=1)
+    return float(blocks.mean() / (sd / np.sqrt(n))) if sd > 0 else 0.0
 
 
 @dataclass

@@ -247,6 +247,19 @@ def test_a_stationary_signal_keeps_mostly_the_expanding_window():
     assert calibration_error(chosen, label) < calibration_error(expanding, label) + 0.05
 
 
+def test_with_a_significance_floor_a_stationary_signal_never_leaves_the_expanding_window_but_a_decay_does():
+    stationary, decaying = _drifting_panel(strength_late=1.0), _drifting_panel(strength_late=0.25)
+    expanding = Calibrator(horizon=H, min_train_days=60).fit_predict(*stationary)
+    steady = Calibrator(horizon=H, min_train_days=60, window=[None, 250], choice_min_t=2.0)
+    pd.testing.assert_frame_equal(steady.fit_predict(*stationary), expanding)
+    assert steady.chosen_window == [(expanding.index[0][0], None)]
+    drifting = Calibrator(horizon=H, min_train_days=60, window=[None, 250], choice_min_t=2.0)
+    late = _late(drifting.fit_predict(*decaying))
+    assert drifting.chosen_window[-1][1] == 250
+    late_expanding = _late(Calibrator(horizon=H, min_train_days=60).fit_predict(*decaying))
+    assert calibration_error(late, decaying[1]) < 0.5 * calibration_error(late_expanding, decaying[1])
+
+
 def test_the_window_choice_at_a_refit_reads_only_losses_known_then():
     """A candidate's loss on a date s is known once s's label is, at s + horizon + 1: changing every
     loss from p - horizon on cannot change the choice made at p."""
