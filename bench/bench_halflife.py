@@ -7,7 +7,8 @@ the half-life: the expanding window (what ships), fixed half-lives, and the half
 family's grid on the inner validation tail (as every other grid parameter). It reports each arm's mean
 daily rank IC on the 5-day label over the same dates, over the whole out-of-sample span and over its last
 third (where a drifting market should show the difference), the mean over specs and the arm's best spec,
-and a paired t of each arm's daily mean-over-specs IC against the expanding window's.
+and a paired t of each arm's daily mean-over-specs IC against the expanding window's
+(overlap-corrected, `ml.metrics.ic_summary`).
 
 Usage: python bench/bench_halflife.py DIR [DIR ...] [--families ridge,screened_ridge]
                                       [--halflives 252,756] [--json OUT]
@@ -21,31 +22,29 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from ml.metrics import daily_ic
+from ml.metrics import daily_ic, ic_summary
 from ml.paths import DataPaths
 from ml.training import load_config, load_view_frames, train_zoo
 
 LABEL = "fwd_ret_sn_5d"
+HORIZON = 5  # trading days the label spans
 
 
-def arm_config(base: dict, families: list[str], halflife) -> dict:
-    """The shipped config with one half-life: a number (fixed), None (expanding) or 'grid'."""
+def arm_config(base: dict, families: list[str], halflife, grid_halflives: list[float]) -> dict:
+    """The shipped config with one half-life: a number (fixed), None (expanding) or 'grid' (chosen from
+    None and `grid_halflives` in each family's grid)."""
     cfg = copy.deepcopy(base)
     cfg["horizons"] = {}
     cfg["importance"] = {**(cfg.get("importance") or {}), "enabled": False}
     for family in families:
         spec = cfg["families"].setdefault(family, {})
         if halflife == "grid":
-            spec["grid"] = {**(spec.get("grid") or {}), "halflife": [None, *GRID_HALFLIVES]}
+            spec["grid"] = {**(spec.get("grid") or {}), "halflife": [None, *grid_halflives]}
         elif halflife is not None:
             spec["params"] = {**(spec.get("params") or {}), "halflife": float(halflife)}
     return cfg
-
-
-GRID_HALFLIVES: list[float] = []
 
 
 def daily_by_spec(specs, labels: pd.DataFrame) -> pd.DataFrame:
@@ -58,6 +57,11 @@ def daily_by_spec(specs, labels: pd.DataFrame) -> pd.DataFrame:
         merged = pred.merge(lab, on=["date", "symbol"], how="inner")
         out[(spec.family, spec.view)] = daily_ic(merged, "score", LABEL)
     return pd.DataFrame(out)
+
+
+def _t(diff: pd.Series) -> float:
+    """Paired t of a daily difference, overlap-corrected as every t in the project (`ml.metrics`)."""
+    return 0.0 if diff.abs().sum() == 0 else ic_summary(diff, horizon=HORIZON)["t_stat"]
 
 
 def summarize(daily: dict[str, pd.DataFrame]) -> list[dict]:
@@ -86,14 +90,6 @@ def summarize(daily: dict[str, pd.DataFrame]) -> list[dict]:
     return rows
 
 
-def _t(diff: pd.Series) -> float:
-    """Paired t of a daily difference, with overlapping 5-day labels: the sd of 5-day block means."""
-    if diff.abs().sum() == 0:
-        return 0.0
-    blocks = diff.groupby(np.arange(len(diff)) // 5).mean()
-    return float(blocks.mean() / (blocks.std(ddof=1) / np.sqrt(len(blocks))))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dirs", nargs="+")
@@ -103,7 +99,6 @@ def main() -> None:
     args = parser.parse_args()
     families = args.families.split(",")
     halflives = [float(h) for h in args.halflives.split(",") if h]
-    GRID_HALFLIVES[:] = halflives
     base = load_config(None)
     arms = {"expanding": None, **{f"halflife {h:g}": h for h in halflives}, "grid": "grid"}
     report = {}
@@ -112,7 +107,7 @@ def main() -> None:
         daily = {}
         for arm, halflife in arms.items():
             started = time.perf_counter()
-            result = train_zoo(frames, arm_config(base, families, halflife), log=None, families=families)
+            result = train_zoo(frames, arm_config(base, families, halflife, halflives), log=None, families=families)
             daily[arm] = daily_by_spec(result.specs, frames["labels"])
             print(f"[halflife] {folder}: {arm} trained in {time.perf_counter() - started:.0f}s", flush=True)
         rows = summarize(daily)

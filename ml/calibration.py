@@ -31,6 +31,7 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
 from ml.ensemble import cumulative_days_with_data, date_bounds, known_windows, standardize
+from ml.metrics import ic_summary
 
 BPS = 1e4
 
@@ -157,8 +158,9 @@ class Calibrator:
 
     def _choose(self, fits: list[pd.DataFrame], windows: list[int | None], label: pd.Series) -> pd.DataFrame:
         """Per refit period, the rows of the candidate chosen by `choose_windows`."""
-        dates = sorted(set().union(*(f.index.get_level_values("date").unique() for f in fits)))
-        calendar = pd.DatetimeIndex(dates)
+        calendar = fits[0].index.get_level_values("date").unique()
+        for f in fits[1:]:
+            calendar = calendar.union(f.index.get_level_values("date").unique())
         y = label * BPS
         loss = pd.DataFrame({i: ((f["expected_return"] - y.reindex(f.index)) ** 2).groupby(level="date").mean()
                              for i, f in enumerate(fits)}).reindex(calendar)
@@ -176,8 +178,8 @@ def choose_windows(loss: pd.DataFrame, periods: pd.PeriodIndex, horizon: int, wi
     used for it: at each period's first date p, the candidate with the lowest mean loss over the last
     `window` dates <= p - horizon - 1 (whose labels are known at p) on which every candidate has one;
     the first candidate while fewer than `min_days` such dates exist, or while the best one's gain over
-    it has a t below `min_t` (means of `horizon`-date blocks, since the labels overlap). Held for the
-    whole period."""
+    it has a t below `min_t` (`ml.metrics.ic_summary`'s, corrected for labels overlapping `horizon`
+    days). Held for the whole period."""
     values = loss.to_numpy(dtype="float64")
     both = np.isfinite(values).all(axis=1)
     starts = np.flatnonzero(np.r_[True, periods[1:] != periods[:-1]])
@@ -188,20 +190,11 @@ def choose_windows(loss: pd.DataFrame, periods: pd.PeriodIndex, horizon: int, wi
         rows = np.flatnonzero(both[: max(last + 1, 0)])[-window:]
         if len(rows) >= min_days:
             best = int(np.argmin(values[rows].mean(axis=0)))
-            if best and min_t > 0 and _gain_t(values[rows, 0] - values[rows, best], horizon) < min_t:
+            if best and min_t > 0 and not ic_summary(pd.Series(values[rows, 0] - values[rows, best]),
+                                                     horizon)["t_stat"] >= min_t:
                 best = 0
             pick[p:end] = best
     return pd.Series(pick, index=loss.index)
-
-
-def _gain_t(gain: np.ndarray, horizon: int) -> float:
-    """t of a mean daily gain, from the means of consecutive `horizon`-date blocks."""
-    n = len(gain) // horizon
-    if n < 3:
-        return 0.0
-    blocks = gain[len(gain) - n * horizon:].reshape(n, horizon).mean(axis=1)
-    sd = blocks.std(ddof=1)
-    return float(blocks.mean() / (sd / np.sqrt(n))) if sd > 0 else 0.0
 
 
 @dataclass

@@ -22,8 +22,6 @@ from ml.ingest import IngestError, IngestSummary, ingest_files
 FIXTURES = Path(__file__).parent / "fixtures"
 SYMBOLS = ["AAA", "BBB", "CCC"]
 DATES = ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]
-# skfolio's dataset has adjusted closes only: ingested prices use open=high=low=close and this volume.
-SP500_CONSTANT_VOLUME = 1_000_000.0
 
 
 # ------------------------------------------------------------------------------------ valid base data
@@ -592,27 +590,11 @@ def test_successful_ingest_replaces_out_dir_and_removes_the_sibling_oracle(tmp_p
 
 
 # --------------------------------------------------------------------------------------- real data
-def sp500_dataset() -> pd.DataFrame:
-    """skfolio's daily adjusted closes of 20 US large caps (wide: Date + one column per ticker), from
-    the committed fixture `fixtures/sp20_closes.parquet` (see ml/data/sample_panels.py)."""
-    return pd.read_parquet(FIXTURES / "sp20_closes.parquet")
-
-
-def write_sp500_inputs(directory: Path) -> dict[str, Path]:
-    """Long-format prices CSV from the wide closes: open=high=low=close=adj close and, since the
-    dataset has no volume, a constant volume of SP500_CONSTANT_VOLUME; securities from the fixture."""
-    directory.mkdir(parents=True, exist_ok=True)
-    long = sp500_dataset().melt(id_vars="Date", var_name="symbol", value_name="close")
-    prices = pd.DataFrame({"date": long["Date"], "symbol": long["symbol"]})
-    for col in ("open", "high", "low", "close"):
-        prices[col] = long["close"]
-    prices["volume"] = SP500_CONSTANT_VOLUME
-    prices.to_csv(directory / "sp20_prices.csv", index=False)
-    return {"prices": directory / "sp20_prices.csv", "securities": FIXTURES / "sp20_securities.csv"}
-
-
 def test_ingests_real_daily_prices_of_20_sp500_stocks_1990_to_2022(tmp_path):
-    summary = ingest_files(write_sp500_inputs(tmp_path / "in"), tmp_path / "raw")
+    """skfolio's 20-stock panel as `ml.data.sample_panels` writes it: open=high=low=close, constant volume."""
+    from ml.data.sample_panels import write_panel_inputs
+
+    summary = ingest_files(write_panel_inputs("sp20", tmp_path / "in"), tmp_path / "raw")
     assert len(summary.symbols) == 20
     assert summary.start.startswith("1990-") and summary.end.startswith("2022-")
     assert set(summary.disabled) == {"fundamental", "microstructure", "alt_data"}

@@ -44,9 +44,6 @@ PANELS = {
     "sp20": RealPanel("sp20", "20 US large caps, 1990-2022"),
     "ftse64": RealPanel("ftse64", "64 UK large caps, 2000-2023"),
 }
-SP20_SECURITIES = PANELS["sp20"].securities_file
-SP20_CLOSES = PANELS["sp20"].closes_file
-SP20_CONSTANT_VOLUME = CONSTANT_VOLUME
 
 
 def _panel(name: str) -> RealPanel:
@@ -81,13 +78,3 @@ def write_panel_inputs(name: str, directory: Path, start: str | None = None) -> 
     path = directory / f"{name}_prices.csv"
     prices.to_csv(path, index=False)
     return {"prices": path, "securities": panel.securities_file}
-
-
-def sp20_closes() -> pd.DataFrame:
-    """The 20-stock panel's closes (see `panel_closes`)."""
-    return panel_closes("sp20")
-
-
-def write_sp20_inputs(directory: Path, start: str | None = None) -> dict[str, Path]:
-    """The 20-stock panel's ingest inputs (see `write_panel_inputs`)."""
-    return write_panel_inputs("sp20", directory, start)
