@@ -22,11 +22,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lifecycle_metrics import lifecycle_metrics, market_truth, read_manifest  # noqa: E402
+from lifecycle_metrics import lifecycle_metrics, market_truth, read_manifest, retirements_after  # noqa: E402
 
 from ml.monitoring.config import load_config  # noqa: E402
-from ml.monitoring.lifecycle import run_lifecycle  # noqa: E402
-from ml.monitoring.stage import compute_ics  # noqa: E402
+from ml.monitoring.stage import compute_ics, run_lifecycle_groups  # noqa: E402
 from ml.paths import DataPaths  # noqa: E402
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -36,6 +35,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "change point ARL0 20,000": {"changepoint": {"arl0_blocks": 20000}},
     "change point ARL0 320,000": {"changepoint": {"arl0_blocks": 320000}},
     "re-qualification off": {"requalification": {"enabled": False}},
+    "judged against peers": {"peers": {"enabled": True}},
 }
 
 
@@ -58,15 +58,15 @@ def bench(runs: list[tuple[str, Path]]) -> pd.DataFrame:
             print(f"[bench] {name}: skipped ({exc})", flush=True)
             continue
         truth = market_truth(read_manifest(data_dir), name)
+        primary = inputs.groups[0]
         t_inputs = time.perf_counter() - started
         for variant, over in VARIANTS.items():
             t0 = time.perf_counter()
-            res = run_lifecycle(inputs.daily, inputs.calendar, load_config(_merged(over)),
-                                detector_daily=inputs.detector, first_dates=inputs.first, views=inputs.views,
-                                contribution=inputs.contribution, cadences=inputs.cadences)
+            res = run_lifecycle_groups(inputs, load_config(_merged(over)))
             m = lifecycle_metrics(res.events, res.status_daily, inputs.views, truth["dying_views"],
                                   truth["death_date"], truth["has_alpha"], res.lineage)
-            rows.append({"scenario": name, "variant": variant, **m, "seconds": time.perf_counter() - t0})
+            after = retirements_after(res.events[res.events["model_id"].isin(primary.models)], primary.daily)
+            rows.append({"scenario": name, "variant": variant, **m, **after, "seconds": time.perf_counter() - t0})
         print(f"[bench] {name}: inputs {t_inputs:.0f}s, {len(VARIANTS)} variants in "
               f"{time.perf_counter() - started - t_inputs:.0f}s", flush=True)
     return pd.DataFrame(rows)
@@ -85,12 +85,15 @@ def _merged(over: dict[str, Any]) -> dict[str, Any]:
 
 
 def markdown(frame: pd.DataFrame) -> str:
-    """One row per variant, one column per scenario: false retirements /20y of healthy models, and
-    for markets with a dying channel the dying view retired within 3 months."""
+    """One row per variant, one column per scenario: false retirements /20y of healthy models, for
+    markets with a dying channel the dying view retired within 3 months, the share live at the end, and
+    the retired models' mean percentile among their peers the year after (n retirements)."""
     def cell(r: pd.Series) -> str:
         rate = "—" if pd.isna(r["false_retirements_per_20y"]) else f"{r['false_retirements_per_20y']:.2f}"
         dying = f", dying {r['dying_view_retired_within_3m']}" if r.get("dying_view_retired_within_3m") else ""
-        return f"{rate}{dying}, live {r['share_active_end']:.0%}"
+        after = (f", after {r['retired_after_percentile']:.2f} (n {int(r['retired_after_n'])})"
+                 if r.get("retired_after_n") else "")
+        return f"{rate}{dying}, live {r['share_active_end']:.0%}{after}"
     table = frame.assign(cell=frame.apply(cell, axis=1)).pivot(index="variant", columns="scenario", values="cell")
     table = table.reindex(list(VARIANTS))
     head = "| variant | " + " | ".join(table.columns) + " |"

@@ -201,6 +201,44 @@ def lifecycle_metrics(events: pd.DataFrame | None, status_daily: pd.DataFrame | 
     return out
 
 
+def retirements_after(events: pd.DataFrame | None, daily: pd.DataFrame, window: int = YEAR_DAYS,
+                      min_days: int = YEAR_DAYS // 2) -> dict[str, Any]:
+    """Were the retirements right? For each retirement of a live model (rules other than
+    NOT_A_DETECTION) with at least `min_days` dates after it, the retired model's mean daily IC over the
+    `window` dates after, against every other model's over the same dates: its percentile among them
+    (0.5: as good as its peers; a rule that finds decaying models scores well below). Needs no truth, so
+    it judges retirements on real panels too. `daily`: model_id, date, ic (the models' own label).
+    A model's out-of-sample scores go on after it is retired, so its year after is measurable."""
+    out = {"retired_after_n": 0, "retired_after_percentile": float("nan"), "retired_after_ic": float("nan"),
+           "retired_after_peers_ic": float("nan")}
+    events = _frame(events, ("date", "model_id", "event", "rule"))
+    gone = events[(events["event"] == RETIRED) & ~events["rule"].isin(NOT_A_DETECTION)]
+    if gone.empty or daily.empty:
+        return out
+    wide = daily.assign(date=pd.to_datetime(daily["date"])).pivot_table(index="date", columns="model_id",
+                                                                          values="ic").sort_index()
+    dates = wide.index
+    pct, own, peers = [], [], []
+    for date, model in zip(gone["date"], gone["model_id"].astype(str), strict=True):
+        if model not in wide.columns:
+            continue
+        i = int(dates.searchsorted(pd.Timestamp(date)))
+        after = wide.iloc[i:i + int(window)]
+        if after[model].notna().sum() < int(min_days):
+            continue
+        means = after.mean(axis=0)
+        others = means.drop(index=model).dropna()
+        if others.empty:
+            continue
+        pct.append(float((others < means[model]).mean()))
+        own.append(float(means[model]))
+        peers.append(float(others.median()))
+    if pct:
+        out.update(retired_after_n=len(pct), retired_after_percentile=float(np.mean(pct)),
+                   retired_after_ic=float(np.mean(own)), retired_after_peers_ic=float(np.mean(peers)))
+    return out
+
+
 def at_least(value: float, reference: float) -> str | None:
     """'yes' when value >= reference, 'no' when not, None when either is missing."""
     try:

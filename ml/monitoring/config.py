@@ -46,6 +46,10 @@ DEFAULTS: dict[str, Any] = {
         "clip_z": 2.0,              # winsorize standardized blocks (daily ICs are fat-tailed); null: off
         "known_lag": None,          # derived: the detector label horizon + 1
     },
+    "peers": {
+        "enabled": False,           # retirement rules judge a model's IC minus its peers' (ml/monitoring/peers.py)
+        "min_peers": 3,             # other models with an IC that date; fewer: judged against zero
+    },
     "view_decay": {"enabled": True, "min_share": 0.5, "min_retired": 2, "window_days": 63, "exclude": ["all"]},
     "requalification": {
         "enabled": True,

@@ -9,6 +9,9 @@ its (family, view) spec is suspended, and the spec's successor (the next generat
 first refit whose training data include the days after the retirement, re-enters as a candidate and
 must re-qualify on its own fresh out-of-sample evidence. `ml.model_lineage` keeps every generation.
 
+With `peers` on, the change point watches each model's IC minus its peers' on the same dates and the
+negative edge needs both (`ml.monitoring.peers`): a lull the whole zoo shares retires no one.
+
 Order each day: successors born today, change-point alarms known today, view decay; then, at a
 monthly review (a month's IC known), negative edge, activation, re-qualification, deferred
 retirements and promotion. A retirement that would leave fewer than `retirement.min_active` live
@@ -30,6 +33,7 @@ from ml.monitoring.changepoint import CUSUM_COLUMNS, cusum_frame
 from ml.monitoring.config import load_config
 from ml.monitoring.contribution import ContributionStats
 from ml.monitoring.ic import known_dates, monthly_ic
+from ml.monitoring.peers import peer_relative
 from ml.monitoring.rules import (
     LIVE,
     Activation,
@@ -107,6 +111,9 @@ def run_lifecycle(daily: pd.DataFrame, calendar: pd.DatetimeIndex, config: Mappi
     mon = cfg["monthly"]
     monthly = monthly_ic(daily, calendar, lag, mon["min_days"], 0.0, mon["window_months"], mon["min_months"])
     det = daily if detector_daily is None else detector_daily.assign(date=pd.to_datetime(detector_daily["date"]))
+    peers = cfg["peers"]
+    if peers["enabled"]:  # the change point watches each IC against its peers'; negative edge reads both
+        det = peer_relative(det, int(peers["min_peers"]))
     det_series = {str(m): (g["date"].to_numpy(), g["ic"].to_numpy(dtype=float))
                   for m, g in det.sort_values(["model_id", "date"]).groupby("model_id", sort=False)}
     first = {m: pd.Timestamp((first_dates or {}).get(m) or daily.loc[daily["model_id"] == m, "date"].min())
@@ -114,7 +121,9 @@ def run_lifecycle(daily: pd.DataFrame, calendar: pd.DatetimeIndex, config: Mappi
     state = State(calendar=calendar, evidence=Evidence(daily, calendar, lag),
                   current={m: Generation(m, 1, first[m]) for m in models},
                   views={m: (views or {}).get(m) or model_view(m) for m in models}, lag=lag, horizon=horizon,
-                  contribution=contribution)
+                  contribution=contribution,
+                  relative=Evidence(peer_relative(daily, int(peers["min_peers"])), calendar, lag)
+                  if peers["enabled"] else None)
     lineage: list[Generation] = [state.current[m] for m in models]
     changepoint = ChangePoint()
     cusum_frames: list[pd.DataFrame] = []

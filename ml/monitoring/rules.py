@@ -7,7 +7,8 @@ the moves it wants (`Decision`s); the loop in `ml.monitoring.lifecycle` applies 
   evidence only (a stricter t: the spec has evidence against it).
 - `NegativeEdge`: a live model whose trailing known daily IC has a Newey-West t <= -z is retired: the
   evidence says it now loses money, measured against its own noise. A run of negative months is not
-  evidence: a model with IC 0.02 has one month in four negative.
+  evidence: a model with IC 0.02 has one month in four negative. With `peers` on, its IC minus its
+  peers' (`ml.monitoring.peers`) must also have t <= -z: a lull every model shares retires no one.
 - `ChangePoint`: the CUSUM alarm (`ml.monitoring.changepoint`) of the model's current generation.
 - `ViewDecay`: when most live models of one view were retired by the change point within a window,
   the view's alpha is gone; its weaker models, which would need far longer to show it, go too.
@@ -90,6 +91,7 @@ class State:
     lag: int
     horizon: int
     pending: dict[str, tuple] = field(default_factory=dict)
+    relative: Evidence | None = None  # each IC minus its peers' (ml.monitoring.peers); None: peers off
     cp_retired: list[tuple[int, str]] = field(default_factory=list)
     contribution: ContributionStats | None = None
     trailing_icir: dict[str, float] = field(default_factory=dict)  # the latest known monthly table's
@@ -154,11 +156,19 @@ class NegativeEdge:
             if len(x) < int(self.min_days):
                 continue
             mean, t_stat, n = nw_t_stat(x, state.horizon)
-            if np.isfinite(t_stat) and t_stat <= -float(self.z):
-                out.append(Decision(m, "retired", "retired", "negative_edge",
-                                    f"the last {n} known daily ICs average {mean:+.4f} with Newey-West t {t_stat:.2f} "
-                                    f"<= -{self.z:g}: the model's edge is negative beyond its own noise",
-                                    {"mean_ic": float(mean), "t_stat": float(t_stat), "n_days": n}))
+            if not (np.isfinite(t_stat) and t_stat <= -float(self.z)):
+                continue
+            reason = (f"the last {n} known daily ICs average {mean:+.4f} with Newey-West t {t_stat:.2f} "
+                      f"<= -{self.z:g}: the model's edge is negative beyond its own noise")
+            metrics = {"mean_ic": float(mean), "t_stat": float(t_stat), "n_days": n}
+            if state.relative is not None:
+                # a common lull is not the model's decay: it must also trail its peers beyond its noise
+                rel, rel_t, _ = nw_t_stat(state.relative.window(m, t, g.born, last=self.window_days), state.horizon)
+                if not (np.isfinite(rel_t) and rel_t <= -float(self.z)):
+                    continue
+                reason += f", and {rel:+.4f} below its peers' with t {rel_t:.2f}"
+                metrics.update(relative_ic=float(rel), relative_t=float(rel_t))
+            out.append(Decision(m, "retired", "retired", "negative_edge", reason, metrics))
         return out
 
 
