@@ -35,7 +35,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "change point ARL0 20,000": {"changepoint": {"arl0_blocks": 20000}},
     "change point ARL0 320,000": {"changepoint": {"arl0_blocks": 320000}},
     "re-qualification off": {"requalification": {"enabled": False}},
+    # the same nominal false-alarm rate per day on weekly / monthly block means, whose sd (measured at the
+    # block's own scale) includes the IC's persistence: a lull lasting weeks is part of the in-control noise
+    "change point on 5-day blocks": {"changepoint": {"block": 5, "arl0_blocks": 16000}},
+    "change point on 21-day blocks": {"changepoint": {"block": 21, "arl0_blocks": 3810}},
     "judged against peers": {"peers": {"enabled": True}},
+    "judged against other views' models": {"peers": {"enabled": True, "exclude": "view"}},
 }
 
 
@@ -47,7 +52,8 @@ def runs_under(roots: list[Path]) -> list[tuple[str, Path]]:
     return out
 
 
-def bench(runs: list[tuple[str, Path]]) -> pd.DataFrame:
+def bench(runs: list[tuple[str, Path]], variants: list[str] | None = None) -> pd.DataFrame:
+    chosen = {v: VARIANTS[v] for v in (variants or VARIANTS)}
     rows = []
     for name, data_dir in runs:
         started = time.perf_counter()
@@ -60,14 +66,14 @@ def bench(runs: list[tuple[str, Path]]) -> pd.DataFrame:
         truth = market_truth(read_manifest(data_dir), name)
         primary = inputs.groups[0]
         t_inputs = time.perf_counter() - started
-        for variant, over in VARIANTS.items():
+        for variant, over in chosen.items():
             t0 = time.perf_counter()
             res = run_lifecycle_groups(inputs, load_config(_merged(over)))
             m = lifecycle_metrics(res.events, res.status_daily, inputs.views, truth["dying_views"],
                                   truth["death_date"], truth["has_alpha"], res.lineage)
             after = retirements_after(res.events[res.events["model_id"].isin(primary.models)], primary.daily)
             rows.append({"scenario": name, "variant": variant, **m, **after, "seconds": time.perf_counter() - t0})
-        print(f"[bench] {name}: inputs {t_inputs:.0f}s, {len(VARIANTS)} variants in "
+        print(f"[bench] {name}: inputs {t_inputs:.0f}s, {len(chosen)} variants in "
               f"{time.perf_counter() - started - t_inputs:.0f}s", flush=True)
     return pd.DataFrame(rows)
 
@@ -95,7 +101,7 @@ def markdown(frame: pd.DataFrame) -> str:
                  if r.get("retired_after_n") else "")
         return f"{rate}{dying}, live {r['share_active_end']:.0%}{after}"
     table = frame.assign(cell=frame.apply(cell, axis=1)).pivot(index="variant", columns="scenario", values="cell")
-    table = table.reindex(list(VARIANTS))
+    table = table.reindex([v for v in VARIANTS if v in set(frame["variant"])])
     head = "| variant | " + " | ".join(table.columns) + " |"
     rule = "|---" * (len(table.columns) + 1) + "|"
     body = [f"| {v} | " + " | ".join(str(x) for x in row) + " |" for v, row in table.iterrows()]
@@ -105,10 +111,11 @@ def markdown(frame: pd.DataFrame) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", action="append", required=True, help="a directory of finished scenario runs")
+    parser.add_argument("--variant", action="append", choices=list(VARIANTS), help="only these (default: all)")
     parser.add_argument("--markdown", help="write the table here")
     parser.add_argument("--csv", help="write every metric here")
     args = parser.parse_args()
-    frame = bench(runs_under([Path(r) for r in args.runs]))
+    frame = bench(runs_under([Path(r) for r in args.runs]), args.variant)
     text = markdown(frame)
     print(text)
     if args.markdown:

@@ -138,3 +138,22 @@ def test_the_manifest_names_the_dying_view(tmp_path):
 def test_ensemble_against_the_walk_forward_best():
     assert lm.at_least(0.05, 0.048) == "yes" and lm.at_least(0.04, 0.048) == "no"
     assert lm.at_least(float("nan"), 0.048) is None
+
+
+def test_retirements_are_judged_by_the_retired_models_rank_among_its_peers_the_year_after():
+    """A model retired before it fell behind every peer ranks last the year after (percentile 0); a model
+    retired in a lull it shared ranks where it ranked before; a candidate that never went live is not
+    a detection, and a retirement without `min_days` of history after it is not judged."""
+    cal = pd.bdate_range("2015-01-01", periods=800)
+    ics = {"decayed": [0.05] * 400 + [-0.02] * 400, "lull": [0.04] * 800,
+           **{f"peer{i}": [0.03 + 0.005 * i] * 800 for i in range(4)}}
+    daily = pd.concat([pd.DataFrame({"model_id": m, "date": cal, "ic": v}) for m, v in ics.items()])
+    events = pd.DataFrame({"date": [cal[400], cal[400], cal[100], cal[700]],
+                           "model_id": ["decayed", "lull", "peer0", "peer1"], "event": "retired",
+                           "rule": ["changepoint", "changepoint", "never_activated", "negative_edge"]})
+    out = lm.retirements_after(events, daily)
+    assert out["retired_after_n"] == 2        # peer0 never went live; peer1 has 100 days after, < 126
+    # decayed: below all 5 others (0); lull (0.04): above decayed, peer0 and peer1, not above its tie peer2 (3/5)
+    assert out["retired_after_percentile"] == pytest.approx((0.0 + 3 / 5) / 2)
+    assert out["retired_after_ic"] == pytest.approx((-0.02 + 0.04) / 2)
+    assert lm.retirements_after(events.iloc[:0], daily)["retired_after_n"] == 0

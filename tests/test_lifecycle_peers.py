@@ -8,8 +8,10 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ml import lifecycle as lc
+from ml.monitoring.config import LifecycleError
 from ml.monitoring.peers import peer_relative
 
 PEERS = {"peers": {"enabled": True}}
@@ -42,6 +44,23 @@ def test_the_peer_level_is_the_other_models_mean_ic_on_the_same_date():
     # with a lower floor the same day is judged against the two others
     low = peer_relative(daily, min_peers=2).set_index(["date", "model_id"]).xs(cal[1])
     assert np.isclose(low.loc["a", "ic"], 0.0 - 0.03)
+
+
+def test_with_exclude_view_the_peers_are_the_other_views_models():
+    """A channel that dies takes its own view's models with it; with `exclude: view` they are not each
+    other's yardstick. A model without a view is a view of its own."""
+    cal = pd.bdate_range("2020-01-01", periods=1)
+    daily = pd.concat([_daily(cal, "m1", [0.10]), _daily(cal, "m2", [0.06]), _daily(cal, "f1", [0.02]),
+                       _daily(cal, "f2", [0.04]), _daily(cal, "x", [0.00])])
+    views = {"m1": "micro", "m2": "micro", "f1": "fund", "f2": "fund"}
+    out = peer_relative(daily, min_peers=2, views=views, exclude="view").set_index("model_id")
+    assert np.isclose(out.loc["m1", "peer_ic"], (0.02 + 0.04 + 0.0) / 3)   # not m2
+    assert np.isclose(out.loc["f2", "peer_ic"], (0.10 + 0.06 + 0.0) / 3)   # not f1
+    assert np.isclose(out.loc["x", "peer_ic"], (0.10 + 0.06 + 0.02 + 0.04) / 4)
+    with pytest.raises(ValueError, match="model | view"):
+        peer_relative(daily, exclude="family")
+    with pytest.raises(LifecycleError, match="peers.exclude"):
+        lc.load_config({"peers": {"exclude": "family"}})
 
 
 def test_the_peer_level_of_a_date_does_not_change_when_later_dates_are_added():

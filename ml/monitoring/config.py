@@ -48,7 +48,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "peers": {
         "enabled": False,           # retirement rules judge a model's IC minus its peers' (ml/monitoring/peers.py)
-        "min_peers": 3,             # other models with an IC that date; fewer: judged against zero
+        "exclude": "model",         # model: every other model is a peer | view: only other views' models
+        "min_peers": 3,             # peers with an IC that date; fewer: judged against zero
     },
     "view_decay": {"enabled": True, "min_share": 0.5, "min_retired": 2, "window_days": 63, "exclude": ["all"]},
     "requalification": {
@@ -124,6 +125,8 @@ def load_config(config: str | Path | Mapping | None = None) -> dict[str, Any]:
         raise LifecycleError("promotion.method must be contribution | icir")
     if float(cfg["retirement"]["z"]) <= 0:
         raise LifecycleError("retirement.z must be > 0 (a one-sided test's critical value)")
+    if cfg["peers"]["exclude"] not in ("model", "view"):
+        raise LifecycleError("peers.exclude must be model | view")
     if cfg["drift"]["reference"] not in ("first", "trailing"):
         raise LifecycleError("drift.reference must be first | trailing")
     return cfg

@@ -111,19 +111,22 @@ def run_lifecycle(daily: pd.DataFrame, calendar: pd.DatetimeIndex, config: Mappi
     mon = cfg["monthly"]
     monthly = monthly_ic(daily, calendar, lag, mon["min_days"], 0.0, mon["window_months"], mon["min_months"])
     det = daily if detector_daily is None else detector_daily.assign(date=pd.to_datetime(detector_daily["date"]))
+    views = {m: (views or {}).get(m) or model_view(m) for m in models}
     peers = cfg["peers"]
+
+    def relative(frame: pd.DataFrame) -> pd.DataFrame:
+        return peer_relative(frame, int(peers["min_peers"]), views, str(peers["exclude"]))
+
     if peers["enabled"]:  # the change point watches each IC against its peers'; negative edge reads both
-        det = peer_relative(det, int(peers["min_peers"]))
+        det = relative(det)
     det_series = {str(m): (g["date"].to_numpy(), g["ic"].to_numpy(dtype=float))
                   for m, g in det.sort_values(["model_id", "date"]).groupby("model_id", sort=False)}
     first = {m: pd.Timestamp((first_dates or {}).get(m) or daily.loc[daily["model_id"] == m, "date"].min())
              for m in models}
     state = State(calendar=calendar, evidence=Evidence(daily, calendar, lag),
                   current={m: Generation(m, 1, first[m]) for m in models},
-                  views={m: (views or {}).get(m) or model_view(m) for m in models}, lag=lag, horizon=horizon,
-                  contribution=contribution,
-                  relative=Evidence(peer_relative(daily, int(peers["min_peers"])), calendar, lag)
-                  if peers["enabled"] else None)
+                  views=views, lag=lag, horizon=horizon, contribution=contribution,
+                  relative=Evidence(relative(daily), calendar, lag) if peers["enabled"] else None)
     lineage: list[Generation] = [state.current[m] for m in models]
     changepoint = ChangePoint()
     cusum_frames: list[pd.DataFrame] = []
