@@ -12,6 +12,8 @@ date, whether any alpha is planted):
   their live model-years (days active or promoted / 252); `false_retirements_all_per_20y` the
   same for the `all` view alone (it mixes in the dying channel). On a market without alpha no
   model is healthy: both are NaN (shown "—");
+- `retired_after_percentile` (`retirements_after`): each retirement's percentile among the other
+  models over the year after it, averaged; it needs no truth, so it judges real panels too;
 - `dying_view_retired_within_3m`: "k/n", n the dying view's models live on the death date, k
   those retired within 63 trading days after it; `detection_lag_days_median` over those retired
   at any time after it (trading days of the monitor's calendar from the death date to the event);
@@ -270,6 +272,23 @@ def read_lifecycle_tables(con) -> dict[str, pd.DataFrame | None]:
     return tables
 
 
+def _retirements_after_in(con, events: pd.DataFrame | None) -> dict[str, Any]:
+    """`retirements_after` of the models judged on the lifecycle's primary label, from `ml.model_ic_daily`
+    (what the lifecycle judged); empty columns when the monitor did not store it."""
+    import duckdb
+
+    from ml.monitoring.config import load_config
+
+    try:
+        daily = con.execute("select model_id, date, ic from ml.model_ic_daily where label = ?",
+                            [load_config()["label"]]).df()
+    except duckdb.Error:
+        daily = pd.DataFrame(columns=["model_id", "date", "ic"])
+    if events is not None and len(events):
+        events = events[events["model_id"].isin(set(daily["model_id"]))]
+    return retirements_after(events, daily)
+
+
 def scenario_lifecycle(con, data_dir: Path, scenario: str | None = None) -> dict[str, Any]:
     """The lifecycle columns of a finished run: its warehouse (open as `con`) and its manifest."""
     truth = market_truth(read_manifest(data_dir), scenario)
@@ -277,6 +296,7 @@ def scenario_lifecycle(con, data_dir: Path, scenario: str | None = None) -> dict
     out = lifecycle_metrics(tables["events"], tables["status_daily"], tables["registry"],
                             dying_views=truth["dying_views"], death_date=truth["death_date"],
                             has_alpha=truth["has_alpha"], lineage=tables["lineage"])
+    out.update(_retirements_after_in(con, tables["events"]))
     out["dying_channel"] = truth["dying_channel"]
     out["death_date"] = str(truth["death_date"].date()) if truth["death_date"] is not None else None
     out["has_alpha"] = truth["has_alpha"]

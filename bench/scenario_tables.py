@@ -62,6 +62,7 @@ LIFECYCLE_COLUMNS = (
     ("detection_lag_days_median", "median lag (trading days)", "{:.0f}"),
     ("dying_view_retired_early", "dying view retired before death", "{}"),
     ("successors", "retrained successors", "{}"),
+    ("after", "retired models' percentile among peers, year after (n)", "{}"),
     ("ensemble_ge_wf_best", "ensemble IC >= walk-fwd best", "{}"),
 )
 
@@ -106,6 +107,8 @@ def lifecycle_markdown(rows: list[dict[str, Any]]) -> str:
                       "live_end": f"{_cell(share, '{:.0%}')} ({r.get('models_live_end')})",
                       "false_healthy": _rate_cell(r, "false_retirements"),
                       "false_all": _rate_cell(r, "false_retirements_all"),
+                      "after": (f"{_cell(r.get('retired_after_percentile'), '{:.2f}')} "
+                                f"({r.get('retired_after_n', '?')})"),
                       "outside_dying": (f"{_cell(r.get('outside_dying_retired_share'), '{:.0%}')} "
                                         f"({_cell(r.get('outside_dying_retired_share_no_all'), '{:.0%}')})")})
     return markdown(shown, LIFECYCLE_COLUMNS)
