@@ -96,7 +96,8 @@ def markdown(frame: pd.DataFrame) -> str:
     the retired models' mean percentile among their peers the year after (n retirements)."""
     def cell(r: pd.Series) -> str:
         rate = "—" if pd.isna(r["false_retirements_per_20y"]) else f"{r['false_retirements_per_20y']:.2f}"
-        dying = f", dying {r['dying_view_retired_within_3m']}" if r.get("dying_view_retired_within_3m") else ""
+        k_of_n = r.get("dying_view_retired_within_3m")
+        dying = f", dying {k_of_n}" if isinstance(k_of_n, str) and k_of_n else ""
         after = (f", after {r['retired_after_percentile']:.2f} (n {int(r['retired_after_n'])})"
                  if r.get("retired_after_n") else "")
         return f"{rate}{dying}, live {r['share_active_end']:.0%}{after}"
