@@ -58,6 +58,10 @@ class Calibrator:
     choice_window: int = 252
     choice_min_days: int = 63  # known dates behind a choice; before that, the first candidate
     choice_min_t: float = 0.0  # leave the first candidate only when the other's lower loss has this t
+    # scale each date's expected returns by the calibration's own out-of-sample track record so far
+    # (`track_record_scale`); before `track_record_min_days` known dates, unscaled
+    track_record: bool = False
+    track_record_min_days: int = 63
     transform: str = "zscore"  # zscore | rank (per-date transform of the score)
     n_buckets: int = 10  # score buckets for the conformal quantiles
     coverage: float = 0.8
@@ -94,8 +98,14 @@ class Calibrator:
         fits = [self._fit_predict(score, label, scale, dispersion, w) for w in windows]
         if len(fits) == 1:
             self.chosen_window = []
-            return fits[0]
-        return self._choose(fits, windows, label)
+            out = fits[0]
+        else:
+            out = self._choose(fits, windows, label)
+        if not self.track_record or out.empty:
+            return out
+        calendar = score.index.get_level_values("date").unique().sort_values()
+        b = track_record_scale(out["expected_return"], label, calendar, self.horizon, self.track_record_min_days)
+        return rescale(out, b.reindex(out.index.get_level_values("date")).to_numpy())
 
     def _fit_predict(self, score, label, scale, dispersion, window: int | None) -> pd.DataFrame:
         """`fit_predict` with one training window."""
@@ -170,6 +180,42 @@ class Calibrator:
         self.chosen_window = [(d, windows[i]) for d, i in changed.items()]
         parts = [f[pick.reindex(f.index.get_level_values("date")).to_numpy() == i] for i, f in enumerate(fits)]
         return pd.concat(parts).sort_index()
+
+
+def track_record_scale(expected: pd.Series, label: pd.Series, calendar: pd.DatetimeIndex, horizon: int,
+                       min_days: int = 63) -> pd.Series:
+    """Per date t, how much of its predicted spread the calibration has delivered out of sample so far:
+    the slope through the origin of the realized label on the expected return (both demeaned per date,
+    so it measures the cross-sectional scale), pooled over every date <= t - horizon - 1 (labels known
+    at t), floored at 0; 1 while fewer than `min_days` such dates have both. Expanding, with no window to
+    choose: a signal that decays after the calibration learned it (both real panels) is scaled down, one
+    that holds stays near 1. `expected` in bps, `label` in return units, on (date, symbol)."""
+    y = label.reindex(expected.index) * BPS
+    ok = expected.notna() & y.notna()
+    dates = expected.index.get_level_values("date")[ok.to_numpy()]
+    x = expected[ok] - expected[ok].groupby(dates).transform("mean")
+    y = y[ok] - y[ok].groupby(dates).transform("mean")
+    xy = (x * y).groupby(dates).sum().reindex(calendar, fill_value=0.0)
+    xx = (x * x).groupby(dates).sum().reindex(calendar, fill_value=0.0)
+    n = pd.Series(1.0, index=pd.Index(dates).unique()).reindex(calendar, fill_value=0.0)  # dates, not rows
+    lag = int(horizon) + 1
+    cxy, cxx, cn = (v.cumsum().shift(lag, fill_value=0.0) for v in (xy, xx, n))
+    slope = (cxy / cxx.where(cxx > 0)).clip(lower=0.0)
+    return slope.where(cn >= int(min_days)).fillna(1.0).rename("track_record_scale")
+
+
+def rescale(signals: pd.DataFrame, b: np.ndarray) -> pd.DataFrame:
+    """Signals with the expected return scaled by b per row; the interval moves with it (same width
+    around the new centre) and the uncertainty scales with it, so the policy's abstention (uncertainty
+    against the expected return) is unchanged."""
+    out = signals.copy()
+    er = out["expected_return"].to_numpy()
+    shift = (b - 1.0) * er
+    out["expected_return"] = b * er
+    out["lower"] = out["lower"].to_numpy() + shift
+    out["upper"] = out["upper"].to_numpy() + shift
+    out["uncertainty"] = b * out["uncertainty"].to_numpy()
+    return out
 
 
 def choose_windows(loss: pd.DataFrame, periods: pd.PeriodIndex, horizon: int, window: int,

@@ -19,6 +19,7 @@ from ml.calibration import (
     conformal_quantiles,
     interval_coverage,
     monotone_curve,
+    track_record_scale,
 )
 
 H = 5
@@ -276,3 +277,51 @@ def test_the_window_choice_at_a_refit_reads_only_losses_known_then():
         changed.iloc[p - H:] = rng.random((len(dates) - p + H, 2)) * [10.0, 0.0]
         assert choose_windows(changed, periods, H, 120, 30).iloc[p] == base.iloc[p]
     assert (base.iloc[: starts[1]] == 0).all()  # too few known dates yet: the first candidate
+
+
+# ------------------------------------------------------------------ the calibration's own track record
+def test_a_decaying_signal_is_scaled_down_by_its_track_record_and_a_steady_one_is_not():
+    """After the signal's slope falls to a quarter, the expanding calibration overstates the spread; its
+    out-of-sample track record (realized on predicted, so far) scales it back toward what is delivered.
+    A signal that holds keeps a scale near 1 and its calibration."""
+    score, label = _drifting_panel(strength_late=0.25)
+    plain = Calibrator(horizon=H, min_train_days=60).fit_predict(score, label)
+    tracked = Calibrator(horizon=H, min_train_days=60, track_record=True).fit_predict(score, label)
+    assert tracked.index.equals(plain.index)
+    assert calibration_error(tracked, label) < 0.8 * calibration_error(plain, label)  # 0.106 -> 0.075
+    late = _late(tracked)
+    ratio = (late["expected_return"] / _late(plain)["expected_return"]).median()
+    assert 0.3 < ratio < 0.9        # delivered so far: a mix of the strong first half and the weak second
+    steady_score, steady_label = _drifting_panel(strength_late=1.0)
+    steady_plain = Calibrator(horizon=H, min_train_days=60).fit_predict(steady_score, steady_label)
+    steady = Calibrator(horizon=H, min_train_days=60, track_record=True).fit_predict(steady_score, steady_label)
+    steady_ratio = (_late(steady)["expected_return"] / _late(steady_plain)["expected_return"]).median()
+    assert 0.85 < steady_ratio < 1.15
+    assert calibration_error(steady, steady_label) < calibration_error(steady_plain, steady_label) + 0.02
+
+
+def test_the_track_record_scale_reads_only_labels_known_at_each_date_and_keeps_abstention():
+    """The scale at t reads dates <= t - h - 1 (labels known then): labels after that change nothing up
+    to t. It is 1 until `min_days` dates are known, never negative, and the uncertainty moves with the
+    expected return (their ratio, which the policy's abstention reads, is unchanged) while the interval
+    keeps its width."""
+    score, label = _drifting_panel(strength_late=0.25, n_days=600)
+    expected = Calibrator(horizon=H, min_train_days=60).fit_predict(score, label)["expected_return"]
+    calendar = score.index.get_level_values("date").unique()
+    full = track_record_scale(expected, label, calendar, H, min_days=63)
+    t = calendar[400]
+    cut = label.where(label.index.get_level_values("date") <= calendar[400 - H - 1])
+    noisy = cut.fillna(0.05)  # a wild label on every date not yet known at t
+    partial = track_record_scale(expected, noisy, calendar, H, min_days=63)
+    pd.testing.assert_series_equal(full.loc[:t], partial.loc[:t])
+    first = expected.index.get_level_values("date").min()
+    at = calendar.get_loc(first) + 63 + H  # the 63rd date with signals is known h + 1 dates after it
+    assert (full.loc[:calendar[at - 1]] == 1.0).all() and full.loc[calendar[at]] != 1.0
+    assert (full >= 0).all()
+    plain = Calibrator(horizon=H, min_train_days=60).fit_predict(score, label)
+    tracked = Calibrator(horizon=H, min_train_days=60, track_record=True).fit_predict(score, label)
+    moved = tracked["expected_return"] != plain["expected_return"]
+    assert moved.any()
+    np.testing.assert_allclose((tracked["uncertainty"] / tracked["expected_return"].abs())[moved],
+                               (plain["uncertainty"] / plain["expected_return"].abs())[moved], rtol=1e-9)
+    np.testing.assert_allclose(tracked["upper"] - tracked["lower"], plain["upper"] - plain["lower"], rtol=1e-9)
