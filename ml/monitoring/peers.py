@@ -35,10 +35,9 @@ def peer_relative(daily: pd.DataFrame, min_peers: int = 3, views: Mapping[str, s
     frame = daily.copy()
     ic = frame["ic"].astype(float)
     ok = ic.notna()
-    if exclude == "view":
-        group = frame["model_id"].astype(str).map(lambda m: (views or {}).get(m) or f"model:{m}")
-    else:
-        group = frame["model_id"].astype(str)
+    group = frame["model_id"].astype(str)
+    if exclude == "view":  # one lookup per model, not per row
+        group = group.map({m: (views or {}).get(m) or f"model:{m}" for m in group.unique()})
     valid = pd.DataFrame({"date": frame["date"], "group": group, "ic": ic.where(ok, 0.0), "n": ok.astype(int)})
     by_date = valid.groupby("date")[["ic", "n"]].transform("sum")
     by_group = valid.groupby(["date", "group"])[["ic", "n"]].transform("sum")
