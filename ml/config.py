@@ -31,8 +31,12 @@ class ConfigError(ValueError):
 
 
 def config_path(name: str) -> Path:
-    """The file `name` is read from: `AURORA_<NAME>_CONFIG` when set, else `config/<name>.yaml`."""
-    env = os.environ.get(f"AURORA_{name.upper()}_CONFIG")
+    """The file `name` is read from: `AURORA_<NAME>_CONFIG` when set, else `config/<name>.yaml`. A file
+    the variable names must exist: a typo there would otherwise run on the defaults without a word."""
+    var = f"AURORA_{name.upper()}_CONFIG"
+    env = os.environ.get(var)
+    if env and not Path(env).exists():
+        raise ConfigError(f"{var}={env}: no such file")
     return Path(env) if env else CONFIG_DIR / f"{name}.yaml"
 
 

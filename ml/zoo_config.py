@@ -4,7 +4,6 @@ one YAML; `ml.training` re-exports all of it."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from copy import deepcopy
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from ml.config import config_path
 from ml.data.views import feature_views
 from ml.importance import ImportanceConfigError, ImportanceSettings
 from ml.zoo import DEFAULT_STATE_PATTERN, FAMILIES, make_model
@@ -66,7 +66,8 @@ def load_config(config: str | Path | Mapping | None = None) -> dict[str, Any]:
     families, views, target transform and CV settings; fills `cv.horizon` from the target.
     """
     if config is None:
-        config = os.environ.get("AURORA_ZOO_CONFIG") or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else {})
+        path = config_path("zoo")  # AURORA_ZOO_CONFIG, else config/zoo.yaml
+        config = path if path.exists() else {}
     if isinstance(config, str | Path):
         config = yaml.safe_load(Path(config).read_text()) or {}
     cfg = _merge(DEFAULTS, config)
