@@ -32,7 +32,7 @@ from ml.backtest import (
 )
 from ml.calibration import Calibrator, calibration_error, interval_coverage
 from ml.data.market_mart import read_market_mart
-from ml.data.predictions import read_score_panel
+from ml.data.predictions import read_score_panel, table_exists
 from ml.metrics import daily_ic, hit_rate, ic_summary
 from ml.paths import DataPaths
 from ml.policy_stage import (  # the policy side, re-exported
@@ -290,7 +290,7 @@ def read_prediction_panel(paths: DataPaths) -> PredictionPanel:
                 f"select date, model_id, multiplier from {SCHEMA}.model_status_daily").df()
         except duckdb.CatalogException:
             status_daily = None
-        if status_daily is None and _has_table(con, "lifecycle_events"):  # the monitor ran, its dated table is gone
+        if status_daily is None and table_exists(con, "lifecycle_events"):  # the monitor ran, its dated table is gone
             raise RuntimeError(
                 f"{paths.warehouse}: {SCHEMA}.model_status_daily is missing but the monitor has run "
                 f"({SCHEMA}.lifecycle_events exists); the registry's current statuses would select models "
@@ -314,11 +314,6 @@ def read_prediction_panel(paths: DataPaths) -> PredictionPanel:
     if not active:
         active = reg.loc[reg["status"] != "retired", "model_id"].astype(str).tolist()
     return PredictionPanel(panel, families, active)
-
-
-def _has_table(con, name: str) -> bool:
-    return bool(con.execute("select count(*) from duckdb_tables() where schema_name = ? and table_name = ?",
-                            [SCHEMA, name]).fetchone()[0])
 
 
 def weights_frame(ensembles: Mapping[str, ens.EnsembleResult]) -> pd.DataFrame:

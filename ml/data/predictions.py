@@ -1,4 +1,5 @@
-"""`ml.predictions` read as a wide score panel without the long table ever sitting in pandas."""
+"""`ml.predictions` read as a wide score panel without the long table ever sitting in pandas, and whether
+a table of the `ml` schema exists (what the stages that read it check first)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ import numpy as np
 import pandas as pd
 
 SCHEMA = "ml"
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str, schema: str = SCHEMA) -> bool:
+    """Whether `schema`.`name` is a table of the open warehouse."""
+    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and "
+                            "table_name = ?", [schema, name]).fetchone()[0])
 
 
 def read_score_panel(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ml.data.predictions import read_score_panel
+from ml.data.predictions import read_score_panel, table_exists
 from ml.metrics import daily_rank_ic
 from ml.monitoring.config import LifecycleError, load_config
 from ml.monitoring.contribution import ContributionStats, contribution_stats
@@ -60,11 +60,6 @@ TABLE_SCHEMAS: dict[str, dict[str, str]] = {
         "source": "varchar"},
 }
 TABLES = tuple(TABLE_SCHEMAS)
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
-    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                            [schema, name]).fetchone()[0])
 
 
 def _sql_path(path: Path) -> str:
@@ -128,12 +123,12 @@ def compute_ics(paths: DataPaths, cfg: Mapping, log: Log = print) -> MonitorInpu
         raise LifecycleError(f"no labels at {labels}: build the features first")
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     try:
-        if not _table_exists(con, SCHEMA, "predictions"):
+        if not table_exists(con, "predictions"):
             raise LifecycleError(f"no {SCHEMA}.predictions in {paths.warehouse}: train the zoo first")
         panel = read_score_panel(con)
         first = dict(con.execute(f"select model_id, min(date) from {SCHEMA}.predictions group by 1").fetchall())
         views, cadences, targets = {}, {}, {}
-        if _table_exists(con, SCHEMA, "model_registry"):
+        if table_exists(con, "model_registry"):
             for m, v, c, lab, h in con.execute(
                     f"select model_id, view, json_extract_string(cv, '$.cadence'), json_extract_string(target, "
                     f"'$.label'), json_extract_string(target, '$.horizon') from {SCHEMA}.model_registry").fetchall():
@@ -391,7 +386,7 @@ def read_weights_asof(paths: DataPaths, date) -> dict[str, float]:
         return {}
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     try:
-        if not _table_exists(con, SCHEMA, "model_status_daily"):
+        if not table_exists(con, "model_status_daily"):
             return {}
         frame = con.execute(
             f"""select model_id, status, multiplier from {SCHEMA}.model_status_daily
