@@ -64,14 +64,13 @@ def bench(runs: list[tuple[str, Path]], variants: list[str] | None = None) -> pd
             print(f"[bench] {name}: skipped ({exc})", flush=True)
             continue
         truth = market_truth(read_manifest(data_dir), name)
-        primary = inputs.groups[0]
         t_inputs = time.perf_counter() - started
         for variant, over in chosen.items():
             t0 = time.perf_counter()
             res = run_lifecycle_groups(inputs, load_config(_merged(over)))
             m = lifecycle_metrics(res.events, res.status_daily, inputs.views, truth["dying_views"],
                                   truth["death_date"], truth["has_alpha"], res.lineage)
-            after = retirements_after(res.events[res.events["model_id"].isin(primary.models)], primary.daily)
+            after = retirements_after(res.events, inputs.groups[0].daily)  # the primary label's models
             rows.append({"scenario": name, "variant": variant, **m, **after, "seconds": time.perf_counter() - t0})
         print(f"[bench] {name}: inputs {t_inputs:.0f}s, {len(chosen)} variants in "
               f"{time.perf_counter() - started - t_inputs:.0f}s", flush=True)

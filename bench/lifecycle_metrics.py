@@ -209,8 +209,9 @@ def retirements_after(events: pd.DataFrame | None, daily: pd.DataFrame, window: 
     NOT_A_DETECTION) with at least `min_days` dates after it, the retired model's mean daily IC over the
     `window` dates after, against every other model's over the same dates: its percentile among them
     (0.5: as good as its peers; a rule that finds decaying models scores well below). Needs no truth, so
-    it judges retirements on real panels too. `daily`: model_id, date, ic (the models' own label).
-    A model's out-of-sample scores go on after it is retired, so its year after is measurable."""
+    it judges retirements on real panels too. `daily`: model_id, date, ic (the models' own label); a
+    retired model without ICs there (another label group) is left out. A model's out-of-sample scores go
+    on after it is retired, so its year after is measurable."""
     out = {"retired_after_n": 0, "retired_after_percentile": float("nan"), "retired_after_ic": float("nan"),
            "retired_after_peers_ic": float("nan")}
     events = _frame(events, ("date", "model_id", "event", "rule"))
@@ -284,8 +285,6 @@ def _retirements_after_in(con, events: pd.DataFrame | None) -> dict[str, Any]:
                             [load_config()["label"]]).df()
     except duckdb.Error:
         daily = pd.DataFrame(columns=["model_id", "date", "ic"])
-    if events is not None and len(events):
-        events = events[events["model_id"].isin(set(daily["model_id"]))]
     return retirements_after(events, daily)
 
 

@@ -117,8 +117,9 @@ def run_lifecycle(daily: pd.DataFrame, calendar: pd.DatetimeIndex, config: Mappi
     def relative(frame: pd.DataFrame) -> pd.DataFrame:
         return peer_relative(frame, int(peers["min_peers"]), views, str(peers["exclude"]))
 
+    relative_daily = relative(daily) if peers["enabled"] else None
     if peers["enabled"]:  # the change point watches each IC against its peers'; negative edge reads both
-        det = relative(det)
+        det = relative_daily if detector_daily is None else relative(det)
     det_series = {str(m): (g["date"].to_numpy(), g["ic"].to_numpy(dtype=float))
                   for m, g in det.sort_values(["model_id", "date"]).groupby("model_id", sort=False)}
     first = {m: pd.Timestamp((first_dates or {}).get(m) or daily.loc[daily["model_id"] == m, "date"].min())
@@ -126,7 +127,7 @@ def run_lifecycle(daily: pd.DataFrame, calendar: pd.DatetimeIndex, config: Mappi
     state = State(calendar=calendar, evidence=Evidence(daily, calendar, lag),
                   current={m: Generation(m, 1, first[m]) for m in models},
                   views=views, lag=lag, horizon=horizon, contribution=contribution,
-                  relative=Evidence(relative(daily), calendar, lag) if peers["enabled"] else None)
+                  relative=None if relative_daily is None else Evidence(relative_daily, calendar, lag))
     lineage: list[Generation] = [state.current[m] for m in models]
     changepoint = ChangePoint()
     cusum_frames: list[pd.DataFrame] = []
