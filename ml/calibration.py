@@ -102,7 +102,7 @@ class Calibrator:
         else:
             out = self._choose(fits, windows, label)
         if not self.track_record or out.empty:
-            return out
+            return out.assign(track_record_scale=1.0)
         calendar = score.index.get_level_values("date").unique().sort_values()
         b = track_record_scale(out["expected_return"], label, calendar, self.horizon, self.track_record_min_days)
         return rescale(out, b.reindex(out.index.get_level_values("date")).to_numpy())
@@ -182,14 +182,20 @@ class Calibrator:
         return pd.concat(parts).sort_index()
 
 
+# the lowest track-record scale: not 0, so that the calibration curve's own values stay recoverable from the
+# published ones (`unscale`) for the policy, which measures its own edge on them
+TRACK_RECORD_FLOOR = 1e-6
+
+
 def track_record_scale(expected: pd.Series, label: pd.Series, calendar: pd.DatetimeIndex, horizon: int,
                        min_days: int = 63) -> pd.Series:
     """Per date t, how much of its predicted spread the calibration has delivered out of sample so far:
     the slope through the origin of the realized label on the expected return (both demeaned per date,
     so it measures the cross-sectional scale), pooled over every date <= t - horizon - 1 (labels known
-    at t), floored at 0; 1 while fewer than `min_days` such dates have both. Expanding, with no window to
-    choose: a signal that decays after the calibration learned it (both real panels) is scaled down, one
-    that holds stays near 1. `expected` in bps, `label` in return units, on (date, symbol)."""
+    at t), floored at `TRACK_RECORD_FLOOR` (nothing delivered); 1 while fewer than `min_days` such dates
+    have both. Expanding, with no window to choose: a signal that decays after the calibration learned it
+    (both real panels) is scaled down, one that holds stays near 1. `expected` in bps, `label` in return
+    units, on (date, symbol)."""
     y = label.reindex(expected.index) * BPS
     ok = expected.notna() & y.notna()
     dates = expected.index.get_level_values("date")[ok.to_numpy()]
@@ -200,21 +206,47 @@ def track_record_scale(expected: pd.Series, label: pd.Series, calendar: pd.Datet
     n = pd.Series(1.0, index=pd.Index(dates).unique()).reindex(calendar, fill_value=0.0)  # dates, not rows
     lag = int(horizon) + 1
     cxy, cxx, cn = (v.cumsum().shift(lag, fill_value=0.0) for v in (xy, xx, n))
-    slope = (cxy / cxx.where(cxx > 0)).clip(lower=0.0)
+    slope = (cxy / cxx.where(cxx > 0)).clip(lower=TRACK_RECORD_FLOOR)
     return slope.where(cn >= int(min_days)).fillna(1.0).rename("track_record_scale")
 
 
 def rescale(signals: pd.DataFrame, b: np.ndarray) -> pd.DataFrame:
-    """Signals with the expected return scaled by b per row; the interval moves with it (same width
-    around the new centre) and the uncertainty scales with it, so the policy's abstention (uncertainty
-    against the expected return) is unchanged."""
+    """Signals with the expected return scaled by b per row (b > 0, kept in `track_record_scale`); the
+    interval moves with it (same width around the new centre) and the uncertainty scales with it, so the
+    policy's abstention (uncertainty against the expected return) is unchanged."""
     out = signals.copy()
+    b = np.asarray(b, dtype="float64")
     er = out["expected_return"].to_numpy()
     shift = (b - 1.0) * er
     out["expected_return"] = b * er
     out["lower"] = out["lower"].to_numpy() + shift
     out["upper"] = out["upper"].to_numpy() + shift
     out["uncertainty"] = b * out["uncertainty"].to_numpy()
+    out["track_record_scale"] = b
+    return out
+
+
+def unscale(signals: pd.DataFrame) -> pd.DataFrame:
+    """The calibration curve's own signals from published ones: `rescale` undone by each row's
+    `track_record_scale` (missing or absent: 1, as in a warehouse written before the column). The policy
+    reads these: it measures its own edge per bp of expected return (`ml.portfolio.measured`), and a
+    track record applied before that would be counted twice."""
+    if "track_record_scale" not in signals.columns:
+        return signals
+    b = signals["track_record_scale"].to_numpy(dtype="float64")
+    b = np.where(np.isfinite(b) & (b > 0), b, 1.0)
+    if (b == 1.0).all():
+        return signals
+    out = signals.copy()
+    er = out["expected_return"].to_numpy(dtype="float64") / b
+    shift = (b - 1.0) * er
+    out["expected_return"] = er
+    for c in ("lower", "upper"):
+        if c in out.columns:
+            out[c] = out[c].to_numpy(dtype="float64") - shift
+    if "uncertainty" in out.columns:
+        out["uncertainty"] = out["uncertainty"].to_numpy(dtype="float64") / b
+    out["track_record_scale"] = 1.0
     return out
 
 

@@ -47,7 +47,7 @@ from ml.probability import ProbabilityCalibrator, probability_from_config, proba
 Log = Callable[[str], None]
 SCHEMA = "ml"
 SIGNAL_COLUMNS = ["date", "symbol", "expected_return", "lower", "upper", "uncertainty", "ensemble_version",
-                  "prob_up"]
+                  "prob_up", "track_record_scale"]
 # what `best_single_model` says in the report: the single model a forecaster could have picked at each date
 BEST_SINGLE_WALK_FORWARD = "walk-forward pick: best trailing ICIR known at each date"
 

@@ -34,7 +34,7 @@ import pandas as pd
 
 HORIZON_TAG = re.compile(r"@(\d+)d-")
 HORIZON_SIGNAL_COLUMNS = ["date", "symbol", "horizon", "expected_return", "lower", "upper", "uncertainty",
-                          "ensemble_version"]
+                          "ensemble_version", "track_record_scale"]
 
 
 def model_horizon(model_id: str, primary: int) -> int:
@@ -88,7 +88,7 @@ def empty_horizon_signals() -> pd.DataFrame:
         "date": pd.Series(dtype="datetime64[ns]"), "symbol": pd.Series(dtype=str),
         "horizon": pd.Series(dtype="int64"), **{c: pd.Series(dtype="float64") for c in
                                                  ("expected_return", "lower", "upper", "uncertainty")},
-        "ensemble_version": pd.Series(dtype=str)})
+        "ensemble_version": pd.Series(dtype=str), "track_record_scale": pd.Series(dtype="float64")})
 
 
 def build_horizon_signals(
@@ -129,8 +129,10 @@ def component_grids(horizon_signals: pd.DataFrame | None, grid: Callable[[pd.Ser
     """{horizon: dates x names expected returns} on the market grid (`grid`: MarketPanel.grid)."""
     if horizon_signals is None or horizon_signals.empty:
         return {}
-    frame = horizon_signals.assign(date=pd.to_datetime(horizon_signals["date"]),
-                                   symbol=horizon_signals["symbol"].astype(str))
+    from ml.calibration import unscale
+
+    frame = unscale(horizon_signals).assign(date=pd.to_datetime(horizon_signals["date"]),
+                                            symbol=horizon_signals["symbol"].astype(str))
     return {int(h): grid(part.set_index(["date", "symbol"])["expected_return"])
             for h, part in frame.groupby("horizon", sort=True)}
 

@@ -153,7 +153,8 @@ def run_publish_stage(paths: DataPaths, log: Log = print) -> dict[str, Any]:
     history["date"] = pd.to_datetime(history["date"])
     reference = history[history["date"] == history["date"].max()]
     # prob_up is monotone in the same score as expected_return, so it maps by rank too
-    columns = [c for c in ("expected_return", "lower", "upper", "uncertainty", "prob_up") if c in history.columns]
+    columns = [c for c in ("expected_return", "lower", "upper", "uncertainty", "prob_up", "track_record_scale")
+               if c in history.columns]
     live = map_by_rank(score, reference, columns)
     live.insert(0, "date", today)
     live["ensemble_version"] = "live:" + str(reference["ensemble_version"].iloc[0])

@@ -213,7 +213,7 @@ def test_stage_writes_the_tables_and_returns_the_report_keys(tmp_path):
     comparison = con.execute("select * from ml.ensemble_comparison").df()
     con.close()
     assert list(signals.columns) == ["date", "symbol", "expected_return", "lower", "upper", "uncertainty",
-                                     "ensemble_version", "prob_up"]
+                                     "ensemble_version", "prob_up", "track_record_scale"]
     assert signals["ensemble_version"].str.startswith("ic_weighted-").all()
     assert pd.Timestamp(signals["date"].max()) == pd.Timestamp(market.prices["date"].max())  # the latest day
     assert list(positions.columns) == ["date", "symbol", "target_weight", "trade", "cost_estimate", "reason"]

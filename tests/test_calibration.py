@@ -12,6 +12,7 @@ from policy_fixtures import toy_market
 from ml import ensemble as ens
 from ml.backtest import forward_label, horizon_scale, market_panel
 from ml.calibration import (
+    TRACK_RECORD_FLOOR,
     Calibrator,
     bucket_standard_errors,
     calibration_error,
@@ -19,7 +20,9 @@ from ml.calibration import (
     conformal_quantiles,
     interval_coverage,
     monotone_curve,
+    rescale,
     track_record_scale,
+    unscale,
 )
 
 H = 5
@@ -317,7 +320,7 @@ def test_the_track_record_scale_reads_only_labels_known_at_each_date_and_keeps_a
     first = expected.index.get_level_values("date").min()
     at = calendar.get_loc(first) + 63 + H  # the 63rd date with signals is known h + 1 dates after it
     assert (full.loc[:calendar[at - 1]] == 1.0).all() and full.loc[calendar[at]] != 1.0
-    assert (full >= 0).all()
+    assert (full >= TRACK_RECORD_FLOOR).all()  # floored above 0: the curve stays recoverable
     plain = Calibrator(horizon=H, min_train_days=60).fit_predict(score, label)
     tracked = Calibrator(horizon=H, min_train_days=60, track_record=True).fit_predict(score, label)
     moved = tracked["expected_return"] != plain["expected_return"]
@@ -325,3 +328,21 @@ def test_the_track_record_scale_reads_only_labels_known_at_each_date_and_keeps_a
     np.testing.assert_allclose((tracked["uncertainty"] / tracked["expected_return"].abs())[moved],
                                (plain["uncertainty"] / plain["expected_return"].abs())[moved], rtol=1e-9)
     np.testing.assert_allclose(tracked["upper"] - tracked["lower"], plain["upper"] - plain["lower"], rtol=1e-9)
+
+
+def test_published_track_record_signals_give_back_the_calibration_curve_exactly():
+    """`ml.signals` keeps each row's `track_record_scale` (1 with the option off), and `unscale` undoes
+    it: expected return, interval and uncertainty as the curve gave them, even where the scale sits at
+    its floor. A frame without the column (a warehouse written before it) is read as it is."""
+    score, label = _drifting_panel(strength_late=0.25, n_days=800)
+    plain = Calibrator(horizon=H, min_train_days=60).fit_predict(score, label)
+    tracked = Calibrator(horizon=H, min_train_days=60, track_record=True).fit_predict(score, label)
+    assert (plain["track_record_scale"] == 1.0).all()
+    assert (tracked["track_record_scale"] < 0.95).any() and (tracked["track_record_scale"] > 0).all()
+    cols = ["expected_return", "lower", "upper", "uncertainty"]
+    pd.testing.assert_frame_equal(unscale(tracked)[cols], plain[cols], rtol=1e-9)
+    floored = rescale(plain, np.full(len(plain), TRACK_RECORD_FLOOR))
+    assert floored["expected_return"].abs().max() < 1e-3
+    pd.testing.assert_frame_equal(unscale(floored)[cols], plain[cols], rtol=1e-6)
+    old = plain.drop(columns="track_record_scale")
+    assert unscale(old) is old

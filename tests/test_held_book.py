@@ -263,3 +263,28 @@ def test_the_held_book_up_to_a_date_ignores_everything_after_it():
     ca, cb = (r.constants[r.constants["date"] <= cut].reset_index(drop=True) for r in (a, b))
     pd.testing.assert_frame_equal(ca, cb)
     assert not np.array_equal(a.weights[k + 1:], b.weights[k + 1:])
+
+
+def test_the_book_is_the_same_whether_or_not_the_signals_publish_the_calibrations_track_record(strong):
+    """The calibration may scale each date's published expected returns by its own track record
+    (`calibration.track_record`, kept per row in `track_record_scale`, floored above 0). The policy reads
+    the curve's own values back (`ml.calibration.unscale`), because it measures its own edge per bp of
+    expected return: the book is the one the unscaled signals give. Read as plain numbers instead, the
+    scaled signals give another book, so the check can fail."""
+    from ml.calibration import TRACK_RECORD_FLOOR, rescale
+
+    mp, policy, res = strong
+    toy = toy_market(n_symbols=40, n_days=400, edge=0.003)
+    st = toy.state.assign(date=pd.to_datetime(toy.state["date"])).set_index(["date", "symbol"])
+    plain = pd.DataFrame({"expected_return": st["s"] * 10.0, "lower": st["s"] * 10.0 - 30.0,
+                          "upper": st["s"] * 10.0 + 30.0, "uncertainty": 2.0})
+    dates = plain.index.get_level_values("date")
+    # a scale that decays over the dates, at the floor for a stretch (nothing delivered so far)
+    position = dates.map({d: i for i, d in enumerate(dates.unique().sort_values())}).to_numpy()
+    b = np.where((position > 150) & (position < 200), TRACK_RECORD_FLOOR, np.linspace(1.0, 0.2, len(plain)))
+    published = rescale(plain, b)
+    assert (published["expected_return"].abs() < plain["expected_return"].abs() * 0.99).mean() > 0.9
+    read = policy.run(pol.SignalPanel.from_frame(published, mp), mp)
+    np.testing.assert_allclose(read.weights, res.weights, atol=1e-5)  # the optimizer iterates: rounding
+    naive = policy.run(pol.SignalPanel.from_frame(published.drop(columns="track_record_scale"), mp), mp)
+    assert np.abs(naive.weights - res.weights).max() > 1e-3

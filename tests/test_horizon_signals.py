@@ -139,6 +139,11 @@ def test_component_grids_place_each_horizon_on_the_market_grid():
     assert sorted(grids) == [1, 21]
     np.testing.assert_array_equal(grids[1], [[1.0, np.nan], [np.nan, 2.0]])
     assert component_grids(frame.iloc[:0], grid) == {}
+    # published with the calibration's track record (scale per row): placed as the curve gave them
+    scaled = frame.assign(expected_return=frame["expected_return"] * [0.5, 0.25, 0.1],
+                          track_record_scale=[0.5, 0.25, 0.1])
+    np.testing.assert_allclose(component_grids(scaled, grid)[1], grids[1])
+    np.testing.assert_allclose(component_grids(scaled, grid)[21], grids[21])
 
 
 @pytest.mark.parametrize("with_components", [False, True])

@@ -51,10 +51,13 @@ class SignalPanel:
                    horizon_signals: pd.DataFrame | None = None) -> SignalPanel:
         """From a (date, symbol)-indexed frame (or one with date/symbol columns) of expected_return
         and optionally lower, upper, uncertainty (missing -> NaN, uncertainty missing -> 0), and the
-        other horizons' signals (long: date, symbol, horizon, expected_return)."""
+        other horizons' signals (long: date, symbol, horizon, expected_return). Signals scaled by the
+        calibration's track record are read unscaled (`ml.calibration.unscale`): the policy measures its
+        own edge per bp of expected return, and the two measures would compound."""
+        from ml.calibration import unscale
         from ml.horizon_signals import component_grids
 
-        frame = signals
+        frame = unscale(signals)
         if "date" in frame.columns:
             frame = frame.assign(date=pd.to_datetime(frame["date"]), symbol=frame["symbol"].astype(str))
             frame = frame.set_index(["date", "symbol"])
