@@ -60,7 +60,7 @@ class Calibrator:
     choice_min_t: float = 0.0  # leave the first candidate only when the other's lower loss has this t
     # scale each date's expected returns by the calibration's own out-of-sample track record so far
     # (`track_record_scale`); before `track_record_min_days` known dates, unscaled
-    track_record: bool = False
+    track_record: bool = True
     track_record_min_days: int = 63
     transform: str = "zscore"  # zscore | rank (per-date transform of the score)
     n_buckets: int = 10  # score buckets for the conformal quantiles

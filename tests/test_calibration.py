@@ -230,8 +230,8 @@ def _late(frame: pd.DataFrame, share: float = 0.25) -> pd.DataFrame:
 
 def test_a_trailing_window_is_chosen_when_the_signal_decays_and_the_expected_return_follows_it():
     score, label = _drifting_panel(strength_late=0.25)
-    expanding = Calibrator(horizon=H, min_train_days=60).fit_predict(score, label)
-    chooser = Calibrator(horizon=H, min_train_days=60, window=[None, 250])
+    expanding = Calibrator(horizon=H, min_train_days=60, track_record=False).fit_predict(score, label)
+    chooser = Calibrator(horizon=H, min_train_days=60, track_record=False, window=[None, 250])
     chosen = chooser.fit_predict(score, label)
     assert chooser.chosen_window[0][1] is None and chooser.chosen_window[-1][1] == 250
     late_expanding, late_chosen = _late(expanding), _late(chosen)
@@ -243,8 +243,8 @@ def test_a_trailing_window_is_chosen_when_the_signal_decays_and_the_expected_ret
 
 def test_a_stationary_signal_keeps_mostly_the_expanding_window():
     score, label = _drifting_panel(strength_late=1.0)
-    expanding = Calibrator(horizon=H, min_train_days=60).fit_predict(score, label)
-    chooser = Calibrator(horizon=H, min_train_days=60, window=[None, 250])
+    expanding = Calibrator(horizon=H, min_train_days=60, track_record=False).fit_predict(score, label)
+    chooser = Calibrator(horizon=H, min_train_days=60, track_record=False, window=[None, 250])
     chosen = chooser.fit_predict(score, label)
     same = np.isclose(chosen["expected_return"], expanding["expected_return"].reindex(chosen.index))
     assert same.mean() > 0.5
@@ -253,14 +253,14 @@ def test_a_stationary_signal_keeps_mostly_the_expanding_window():
 
 def test_with_a_significance_floor_a_stationary_signal_never_leaves_the_expanding_window_but_a_decay_does():
     stationary, decaying = _drifting_panel(strength_late=1.0), _drifting_panel(strength_late=0.25)
-    expanding = Calibrator(horizon=H, min_train_days=60).fit_predict(*stationary)
-    steady = Calibrator(horizon=H, min_train_days=60, window=[None, 250], choice_min_t=2.0)
+    expanding = Calibrator(horizon=H, min_train_days=60, track_record=False).fit_predict(*stationary)
+    steady = Calibrator(horizon=H, min_train_days=60, track_record=False, window=[None, 250], choice_min_t=2.0)
     pd.testing.assert_frame_equal(steady.fit_predict(*stationary), expanding)
     assert steady.chosen_window == [(expanding.index[0][0], None)]
-    drifting = Calibrator(horizon=H, min_train_days=60, window=[None, 250], choice_min_t=2.0)
+    drifting = Calibrator(horizon=H, min_train_days=60, track_record=False, window=[None, 250], choice_min_t=2.0)
     late = _late(drifting.fit_predict(*decaying))
     assert drifting.chosen_window[-1][1] == 250
-    late_expanding = _late(Calibrator(horizon=H, min_train_days=60).fit_predict(*decaying))
+    late_expanding = _late(Calibrator(horizon=H, min_train_days=60, track_record=False).fit_predict(*decaying))
     assert calibration_error(late, decaying[1]) < 0.5 * calibration_error(late_expanding, decaying[1])
 
 
@@ -288,7 +288,7 @@ def test_a_decaying_signal_is_scaled_down_by_its_track_record_and_a_steady_one_i
     out-of-sample track record (realized on predicted, so far) scales it back toward what is delivered.
     A signal that holds keeps a scale near 1 and its calibration."""
     score, label = _drifting_panel(strength_late=0.25)
-    plain = Calibrator(horizon=H, min_train_days=60).fit_predict(score, label)
+    plain = Calibrator(horizon=H, min_train_days=60, track_record=False).fit_predict(score, label)
     tracked = Calibrator(horizon=H, min_train_days=60, track_record=True).fit_predict(score, label)
     assert tracked.index.equals(plain.index)
     assert calibration_error(tracked, label) < 0.8 * calibration_error(plain, label)  # 0.106 -> 0.075
@@ -296,7 +296,7 @@ def test_a_decaying_signal_is_scaled_down_by_its_track_record_and_a_steady_one_i
     ratio = (late["expected_return"] / _late(plain)["expected_return"]).median()
     assert 0.3 < ratio < 0.9        # delivered so far: a mix of the strong first half and the weak second
     steady_score, steady_label = _drifting_panel(strength_late=1.0)
-    steady_plain = Calibrator(horizon=H, min_train_days=60).fit_predict(steady_score, steady_label)
+    steady_plain = Calibrator(horizon=H, min_train_days=60, track_record=False).fit_predict(steady_score, steady_label)
     steady = Calibrator(horizon=H, min_train_days=60, track_record=True).fit_predict(steady_score, steady_label)
     steady_ratio = (_late(steady)["expected_return"] / _late(steady_plain)["expected_return"]).median()
     assert 0.85 < steady_ratio < 1.15
@@ -309,7 +309,7 @@ def test_the_track_record_scale_reads_only_labels_known_at_each_date_and_keeps_a
     expected return (their ratio, which the policy's abstention reads, is unchanged) while the interval
     keeps its width."""
     score, label = _drifting_panel(strength_late=0.25, n_days=600)
-    expected = Calibrator(horizon=H, min_train_days=60).fit_predict(score, label)["expected_return"]
+    expected = Calibrator(horizon=H, min_train_days=60, track_record=False).fit_predict(score, label)["expected_return"]
     calendar = score.index.get_level_values("date").unique()
     full = track_record_scale(expected, label, calendar, H, min_days=63)
     t = calendar[400]
@@ -321,7 +321,7 @@ def test_the_track_record_scale_reads_only_labels_known_at_each_date_and_keeps_a
     at = calendar.get_loc(first) + 63 + H  # the 63rd date with signals is known h + 1 dates after it
     assert (full.loc[:calendar[at - 1]] == 1.0).all() and full.loc[calendar[at]] != 1.0
     assert (full >= TRACK_RECORD_FLOOR).all()  # floored above 0: the curve stays recoverable
-    plain = Calibrator(horizon=H, min_train_days=60).fit_predict(score, label)
+    plain = Calibrator(horizon=H, min_train_days=60, track_record=False).fit_predict(score, label)
     tracked = Calibrator(horizon=H, min_train_days=60, track_record=True).fit_predict(score, label)
     moved = tracked["expected_return"] != plain["expected_return"]
     assert moved.any()
@@ -335,7 +335,7 @@ def test_published_track_record_signals_give_back_the_calibration_curve_exactly(
     it: expected return, interval and uncertainty as the curve gave them, even where the scale sits at
     its floor. A frame without the column (a warehouse written before it) is read as it is."""
     score, label = _drifting_panel(strength_late=0.25, n_days=800)
-    plain = Calibrator(horizon=H, min_train_days=60).fit_predict(score, label)
+    plain = Calibrator(horizon=H, min_train_days=60, track_record=False).fit_predict(score, label)
     tracked = Calibrator(horizon=H, min_train_days=60, track_record=True).fit_predict(score, label)
     assert (plain["track_record_scale"] == 1.0).all()
     assert (tracked["track_record_scale"] < 0.95).any() and (tracked["track_record_scale"] > 0).all()
