@@ -80,10 +80,35 @@ def test_a_frozen_book_warns_on_correlation_and_age():
     assert abs(diag["book_signal_rank_corr_recent"]) < 0.2 and diag["book_signal_rank_corr"] < 0.2
     assert diag["median_position_age_days"] == pytest.approx((T - 1) / 2)
     assert diag["old_gross_share"] > 0.8
+    assert 0.3 < diag["old_unsupported_gross_share"] < 0.7  # a frozen book agrees with the signal by chance
     assert diag["refused_share"] > 0.9
     by_name = {w.name: w for w in warnings}
     assert by_name["book_signal_correlation"].threshold == 0.2
     assert "signal half-lives" in by_name["position_age"].message
+
+
+def test_old_positions_the_signal_still_supports_are_not_stale():
+    """A signal with a persistent part (each name's lasting view, plus a fast part that halves its rank
+    autocorrelation within days) keeps supporting the names at its extremes: a book that holds them for
+    the whole span is old, but not stale, and does not warn. The same old book on a signal without the
+    persistent part does."""
+    rng = np.random.default_rng(1)
+    lasting = rng.standard_normal(N)
+    er = 0.7 * 20.0 * lasting + _rotating_signal(seed=2)
+    extreme = np.abs(lasting) >= np.quantile(np.abs(lasting), 0.8)
+    held = np.where(extreme, np.sign(lasting), 0.0)
+    held = np.repeat((held - held.mean())[None, :] / np.abs(held - held.mean()).sum(), T, axis=0)
+    warnings, diag = gr.check_book(_book(held, er), gross_cap=2.0)
+    assert diag["signal_half_life_days"] <= 6 and diag["old_gross_share"] > 0.8
+    assert diag["old_unsupported_gross_share"] < 0.25 and "position_age" not in _names(warnings)
+    _, churned = gr.check_book(_book(held, _rotating_signal(seed=2)), gross_cap=2.0)
+    assert churned["old_unsupported_gross_share"] > 0.3
+
+
+def test_supported_means_the_sign_of_the_days_demeaned_expected_return():
+    w = np.array([[0.1, -0.1, 0.0, 0.1]])
+    er = np.array([[5.0, 7.0, 1.0, np.nan]])  # mean 4.33: name 0 above (long: supported), name 1 above (short: not)
+    assert gr.supported(w, er).tolist() == [[True, False, False, False]]
 
 
 def test_position_age_counts_days_since_opened_or_flipped():

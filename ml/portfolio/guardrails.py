@@ -9,10 +9,14 @@ crossed:
 - `BookSignalCorrelation`: the cross-sectional rank correlation of the held weights with that day's
   expected return (mean over the backtest and over the last `recent_days`) below a floor;
 - `PositionAge`: the share of gross held in positions older than `max_age_half_lives` signal
-  half-lives (age: trading days since a name's weight was opened or last changed sign). The half-life
-  is measured on the signals themselves: the lag at which the mean cross-sectional rank
-  autocorrelation of the expected returns falls below 0.5. It uses the whole backtest's signals (not
-  walk-forward), which is fine for a diagnostic and would not be for a decision;
+  half-lives (age: trading days since a name's weight was opened or last changed sign) that the day's
+  signal no longer supports (the position's sign against the day's demeaned expected return, or no
+  signal). Age alone is not staleness: a signal with a persistent part keeps supporting a name long
+  after its rank autocorrelation has halved, and on seven markets old positions agreed with the day's
+  signal about as often as young ones (BENCHMARKS.md, session 16). A frozen book's old positions agree
+  only by chance. The half-life is measured on the signals themselves: the lag at which the mean
+  cross-sectional rank autocorrelation of the expected returns falls below 0.5. It uses the whole
+  backtest's signals (not walk-forward), which is fine for a diagnostic and would not be for a decision;
 - `RefusedTrades`: the share of wanted trades refused. A trade is wanted when the plan's target
   differs from the pre-trade weight by more than the policy's `min_trade`; it is refused when nothing
   was executed for that name that day.
@@ -25,6 +29,7 @@ stage reports besides (window, days, turnover as a share of capital and of the b
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -183,6 +188,17 @@ def position_age(weights: np.ndarray) -> np.ndarray:
     return ages
 
 
+def supported(weights: np.ndarray, expected_return: np.ndarray) -> np.ndarray:
+    """Held positions whose sign agrees with the day's expected return relative to its cross-sectional
+    mean (what a dollar-neutral book is long or short of); False where flat or without a signal."""
+    er = np.asarray(expected_return, dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a day without any signal
+        rel = er - np.nanmean(er, axis=1, keepdims=True)
+    w = np.nan_to_num(weights)
+    return (w != 0) & np.isfinite(rel) & (np.sign(w) == np.sign(rel))
+
+
 def wanted_and_refused(weights: np.ndarray, trades: np.ndarray, target: np.ndarray,
                        min_trade: float = MIN_TRADE_DEFAULT) -> tuple[np.ndarray, np.ndarray]:
     """Masks of the wanted trades (|target - pre-trade weight| > min_trade) and of those refused
@@ -250,21 +266,26 @@ class PositionAge:
         out = {"signal_half_life_days": half_life, "signal_half_life_censored": censored,
                "median_position_age_days": float(np.median(age[held])) if held.any() else float("nan"),
                "old_position_age_days": None, "old_gross_share": float("nan")}
+        out["old_unsupported_gross_share"] = float("nan")
         if half_life is not None and held.any():
             limit = self.max_half_lives * half_life
+            old = age > limit
             out["old_position_age_days"] = limit
-            out["old_gross_share"] = float(w[age > limit].sum() / w.sum())
+            out["old_gross_share"] = float(w[old].sum() / w.sum())
+            out["old_unsupported_gross_share"] = float(w[old & ~supported(book.weights, book.expected_return)].sum()
+                                                       / w.sum())
         return out
 
     def warning(self, m: Mapping[str, Any]) -> GuardrailWarning | None:
-        share = m["old_gross_share"]
+        share = m["old_unsupported_gross_share"]
         if not np.isfinite(share) or share <= self.max_old_share:
             return None
         hl = m["signal_half_life_days"]
         return GuardrailWarning(self.name, share, self.max_old_share, (
             f"{share:.0%} of gross is in positions older than {self.max_half_lives:g} signal half-lives "
             f"({m['old_position_age_days']:.0f} trading days; half-life {'>=' if m['signal_half_life_censored'] else ''}"
-            f"{hl:.0f} days, from the signals' own rank autocorrelation); median position age "
+            f"{hl:.0f} days, from the signals' own rank autocorrelation) that the day's signal no longer supports "
+            f"({m['old_gross_share']:.0%} of gross is that old in all); median position age "
             f"{m['median_position_age_days']:.0f} days"))
 
 
