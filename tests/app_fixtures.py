@@ -155,6 +155,9 @@ def write_ml_tables(paths: DataPaths, seed: int = 0, oos_fraction: float = 0.55)
     # prob_up (ml/probability.py): a logistic in the ensemble z, as Platt scaling would fit it
     signals["prob_up"] = _long(1.0 / (1.0 + np.exp(-2.0 * max(ens_ic, 0.02) * ens)), "x")["x"].to_numpy()
     signals = signals.dropna(subset=["expected_return"])
+    # the calibration's track record (ml.calibration.track_record_scale): 1 in the warm-up, then below it
+    first = signals["date"].min()
+    signals["track_record_scale"] = np.where(signals["date"] > first + pd.Timedelta(days=90), 0.8, 1.0)
 
     # -- positions and backtest: top/bottom quintile, partial rebalancing
     target = (ens.rank(axis=1, pct=True) > 0.8).astype(float) - (ens.rank(axis=1, pct=True) <= 0.2).astype(float)

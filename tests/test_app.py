@@ -135,7 +135,9 @@ def test_calibration(demo_dir, monkeypatch):
     assert reliability["realized"].iloc[-1] > reliability["realized"].iloc[0]  # the demo signal is real
     m = metrics(at)
     assert m["Signal rows"] != "—" and m["This page"].endswith("%")
-    assert {"Reliability diagram", "Interval coverage (80% intervals)"} <= {s.value for s in at.subheader}
+    assert {"Reliability diagram", "Interval coverage (80% intervals)",
+            "The calibration's track record"} <= {s.value for s in at.subheader}
+    assert any("latest 0.80" in c.value for c in at.caption)  # the scale applied to the last day's signals
     assert not infos(at)
     # prob_up: the reliability curve's table (deciles of predicted probability with counts) and the Brier score
     prob = at.dataframe[1].value
@@ -467,3 +469,18 @@ def test_screenshots_of_every_page(demo_dir, tmp_path):
     assert [r["page"] for r in summary] == list(PAGE_FILES) and all(r["ok"] for r in summary)
     for r in summary:
         assert Path(r["png"]).stat().st_size > 20_000, r  # a rendered page, not a blank shell
+
+
+def test_the_track_record_query_reads_older_warehouses_without_the_column(tmp_path):
+    """A warehouse written before `track_record_scale` existed: the query answers None (the page leaves the
+    chart out), not an error."""
+    from app.data import QUERIES, Ctx
+    from ml.paths import DataPaths
+
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute("create schema ml")
+        con.execute("create table ml.signals as select date '2024-01-02' as date, 'A' as symbol, 1.0 as expected_return")
+        ctx = Ctx(con, DataPaths(tmp_path), {})
+        assert QUERIES["track_record"](ctx) is None
+        con.execute("alter table ml.signals add column track_record_scale double default 0.5")
+        assert QUERIES["track_record"](Ctx(con, DataPaths(tmp_path), {}))["scale"].tolist() == [0.5]

@@ -17,8 +17,8 @@ st.caption("Do the expected returns mean what they say? Signals against the real
            "they predict (5 days, sector-neutral).")
 
 paths = data.data_paths()
-read = data.read(["signals_summary", "reliability", "coverage_monthly", "prob_reliability", "ensemble_comparison"],
-                 paths)
+read = data.read(["signals_summary", "reliability", "coverage_monthly", "prob_reliability", "ensemble_comparison",
+                  "track_record"], paths)
 ui.read_notice(read)
 summary = read.get("signals_summary")
 report, _ = data.load_report(paths)
@@ -102,6 +102,24 @@ else:
                      column_config={"n": st.column_config.NumberColumn(format="%d"),
                                     "predicted": st.column_config.NumberColumn(format="%.2f"),
                                     "realized": st.column_config.NumberColumn(format="%.2f")})
+
+# ------------------------------------------------------------------------------------------ track record
+track = read.get("track_record")
+if track is not None and len(track) and (track["scale"] != 1.0).any():
+    st.subheader("The calibration's track record")
+    track = track.assign(date=pd.to_datetime(track["date"]))
+    chart = (
+        alt.Chart(pd.DataFrame({"y": [1.0]})).mark_rule(strokeDash=[4, 4], color="gray").encode(y="y:Q")
+        + alt.Chart(track).mark_line().encode(
+            x=alt.X("date:T", title=None), y=alt.Y("scale:Q", title="scale applied to the expected returns"),
+            tooltip=[alt.Tooltip("date:T"), alt.Tooltip("scale:Q", format=".3f")])
+    ).properties(height=260)
+    ui.show_chart(chart)
+    last = float(track["scale"].iloc[-1])
+    st.caption(f"Each date's expected returns are the calibration curve's times this scale: the realized return "
+               f"per bp predicted that the calibration has delivered out of sample so far (labels known by then). "
+               f"Below 1, the signal delivers less than the curve remembers; latest {last:.2f}. The policy reads "
+               "the curve's values and measures its own edge (docs/ensembles_uncertainty.md).")
 
 # ------------------------------------------------------------------------------------------ coverage
 st.subheader("Interval coverage (80% intervals)")
