@@ -430,9 +430,18 @@ def run_ensemble_stage(paths: DataPaths, log: Log = print, ensemble_config=None)
     }
     log(f"[ensemble] {chosen}: rank IC {report['oos_rank_ic']:+.4f} (best single model, picked walk-forward: "
         f"{report['best_single_model_rank_ic']:+.4f}), 80% coverage {report['coverage_80']:.3f}, "
-        f"calibration error {report['calibration_error']:.3f}; wrote ml.signals, ml.ensemble_signals, ml.ensemble_weights, "
-        f"ml.ensemble_comparison in {report['ensemble_stage_s']:.1f}s")
+        f"calibration error {report['calibration_error']:.3f}{_track_record_note(step.signals[chosen])}; wrote "
+        f"ml.signals, ml.ensemble_signals, ml.ensemble_weights, ml.ensemble_comparison in {report['ensemble_stage_s']:.1f}s")
     return _floats(report)
+
+
+def _track_record_note(signals: pd.DataFrame) -> str:
+    """', track record x0.53 on the last date' when the calibration's track record scaled the signals."""
+    scale = signals.get("track_record_scale")
+    if scale is None or not len(signals) or (scale == 1.0).all():
+        return ""
+    last = signals.loc[signals["date"] == signals["date"].max(), "track_record_scale"]
+    return f" (expected returns scaled by the calibration's track record: x{float(last.iloc[0]):.2f} on the last date)"
 
 
 def read_ensemble_signals(paths: DataPaths) -> tuple[dict[str, pd.DataFrame], str, pd.DataFrame]:
