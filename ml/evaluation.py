@@ -436,7 +436,8 @@ def run_ensemble_stage(paths: DataPaths, log: Log = print, ensemble_config=None)
 
 
 def _track_record_note(signals: pd.DataFrame) -> str:
-    """', track record x0.53 on the last date' when the calibration's track record scaled the signals."""
+    """The log's note of the last date's track-record scale, when the calibration's track record scaled the
+    signals (empty otherwise)."""
     scale = signals.get("track_record_scale")
     if scale is None or not len(signals) or (scale == 1.0).all():
         return ""

@@ -265,8 +265,8 @@ class PositionAge:
         held = w > 0
         out = {"signal_half_life_days": half_life, "signal_half_life_censored": censored,
                "median_position_age_days": float(np.median(age[held])) if held.any() else float("nan"),
-               "old_position_age_days": None, "old_gross_share": float("nan")}
-        out["old_unsupported_gross_share"] = float("nan")
+               "old_position_age_days": None, "old_gross_share": float("nan"),
+               "old_unsupported_gross_share": float("nan")}
         if half_life is not None and held.any():
             limit = self.max_half_lives * half_life
             old = age > limit
