@@ -51,6 +51,18 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return dict(data)
 
 
+def read_source(name: str, source: str | os.PathLike | Mapping | None = None) -> dict[str, Any]:
+    """The raw mapping of config `name` for the loaders that merge over dict defaults: `source` itself when a
+    mapping, the YAML file at `source` when a path, else the convention's file (`config_path`), {} when that
+    file does not exist."""
+    if source is None:
+        path = config_path(name)
+        return read_yaml(path) if path.exists() else {}
+    if isinstance(source, str | os.PathLike):
+        return read_yaml(source)
+    return dict(source)
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)

@@ -28,7 +28,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy.linalg import solve_triangular
 from scipy.optimize import nnls
 
@@ -385,14 +384,9 @@ def _merge(base: Mapping, over: Mapping) -> dict:
 def load_config(config: str | Path | Mapping | None = None, defaults: Mapping | None = None) -> dict[str, Any]:
     """`AURORA_ENSEMBLE_CONFIG`, else `config/ensemble.yaml` (or a path / dict) over the defaults;
     validates the method."""
-    if config is None:
-        from ml.config import config_path
+    from ml.config import read_source
 
-        path = config_path("ensemble")
-        config = path if path.exists() else {}
-    if isinstance(config, str | Path):
-        config = yaml.safe_load(Path(config).read_text()) or {}
-    cfg = _merge(defaults or ENSEMBLE_DEFAULTS, config)
+    cfg = _merge(defaults or ENSEMBLE_DEFAULTS, read_source("ensemble", config))
     if cfg.get("method") not in METHODS:
         raise ValueError(f"ensemble method must be one of {METHODS}, got {cfg.get('method')!r}")
     return cfg

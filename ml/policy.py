@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
-import yaml
 
 from ml.backtest import MarketPanel
-from ml.config import config_path
+from ml.config import read_source
 from ml.costs import BPS, cost_model_from_config
 from ml.ensemble import _merge
 from ml.portfolio.signals import (
@@ -109,12 +108,7 @@ TARGET_POLICY: dict[str, Any] = {
 def load_config(config: str | Path | Mapping | None = None) -> dict[str, Any]:
     """`config/policy.yaml` (or a path / dict) over the defaults. With no argument, the project's one
     convention (`ml.config.config_path`): `AURORA_POLICY_CONFIG` when set, the file the guardrails read too."""
-    if config is None:
-        path = config_path("policy")
-        config = path if path.exists() else {}
-    if isinstance(config, str | Path):
-        config = yaml.safe_load(Path(config).read_text()) or {}
-    return _merge(POLICY_DEFAULTS, config)
+    return _merge(POLICY_DEFAULTS, read_source("policy", config))
 
 
 def policy_from_config(cfg: Mapping[str, Any]) -> Policy:

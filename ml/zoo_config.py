@@ -9,9 +9,7 @@ from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ml.config import config_path
+from ml.config import read_source
 from ml.data.views import feature_views
 from ml.importance import ImportanceConfigError, ImportanceSettings
 from ml.zoo import DEFAULT_STATE_PATTERN, FAMILIES, make_model
@@ -65,12 +63,7 @@ def load_config(config: str | Path | Mapping | None = None) -> dict[str, Any]:
     With no argument: the file named by `AURORA_ZOO_CONFIG`, else `config/zoo.yaml`. Validates
     families, views, target transform and CV settings; fills `cv.horizon` from the target.
     """
-    if config is None:
-        path = config_path("zoo")  # AURORA_ZOO_CONFIG, else config/zoo.yaml
-        config = path if path.exists() else {}
-    if isinstance(config, str | Path):
-        config = yaml.safe_load(Path(config).read_text()) or {}
-    cfg = _merge(DEFAULTS, config)
+    cfg = _merge(DEFAULTS, read_source("zoo", config))  # AURORA_ZOO_CONFIG, else config/zoo.yaml
     if cfg["views"] == "auto":
         cfg["views"] = [*feature_views(), ALL_VIEW]
     labels = cfg["evaluation"]["labels"]

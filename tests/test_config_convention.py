@@ -38,3 +38,22 @@ def test_a_config_file_named_by_the_environment_must_exist(name, load, tmp_path,
     monkeypatch.setenv(f"AURORA_{name.upper()}_CONFIG", str(missing))
     with pytest.raises(ConfigError, match=f"AURORA_{name.upper()}_CONFIG=.*no such file"):
         load()
+
+
+@pytest.mark.parametrize("name, load", [
+    ("policy", policy.load_config),
+    ("ensemble", ensemble.load_config),
+    ("lifecycle", lifecycle_config.load_config),
+    ("zoo", zoo_config.load_config),
+])
+def test_every_loader_names_the_file_when_its_yaml_is_broken(name, load, tmp_path, monkeypatch):
+    """The four loaders that merge over dict defaults read through one reader (`ml.config.read_source`), so
+    a broken file is the same clear error everywhere, named, whether it comes from the environment or is
+    passed as a path."""
+    broken = tmp_path / f"{name}.yaml"
+    broken.write_text("method: [unclosed\n")
+    with pytest.raises(ConfigError, match=f"{name}.yaml: not valid YAML"):
+        load(broken)
+    monkeypatch.setenv(f"AURORA_{name.upper()}_CONFIG", str(broken))
+    with pytest.raises(ConfigError, match=f"{name}.yaml: not valid YAML"):
+        load()

@@ -12,9 +12,7 @@ from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ml.config import config_path
+from ml.config import read_source
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "config" / "lifecycle.yaml"
 
@@ -99,11 +97,7 @@ def load_config(config: str | Path | Mapping | None = None) -> dict[str, Any]:
     """Defaults overlaid with a YAML file (default `AURORA_LIFECYCLE_CONFIG`, else `config/lifecycle.yaml`)
     or a dict; derived fields
     (`known_lag`, the detector's label/horizon/block) filled in. Unknown keys are an error."""
-    if config is None:
-        path = config_path("lifecycle")  # AURORA_LIFECYCLE_CONFIG, else config/lifecycle.yaml
-        config = path if path.exists() else {}
-    if isinstance(config, str | Path):
-        config = yaml.safe_load(Path(config).read_text()) or {}
+    config = read_source("lifecycle", config)  # AURORA_LIFECYCLE_CONFIG, else config/lifecycle.yaml
     unknown = set(config) - set(DEFAULTS)
     if unknown:
         raise LifecycleError(f"unknown lifecycle config keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
