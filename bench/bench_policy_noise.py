@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 
 from ml import policy as pol
+from ml.backtest import sharpe
 from ml.evaluation import load_market, read_ensemble_signals
+from ml.metrics import ic_summary
 from ml.paths import DataPaths
 from ml.policy_stage import read_horizon_signals, run_policy
 
@@ -40,15 +42,10 @@ def perturbed(frame: pd.DataFrame, eps: float, rng: np.random.Generator) -> pd.D
 
 
 def paired_t(a: pd.Series, b: pd.Series) -> float:
-    """t of the mean daily difference b - a (plain: a path's drift is what is measured here)."""
+    """t of the mean daily difference b - a (`ml.metrics.ic_summary`'s t, daily: a path's drift is what is
+    measured here); 0 for identical paths."""
     d = (b - a).dropna()
-    sd = float(d.std(ddof=1))
-    return float(d.mean() / (sd / np.sqrt(len(d)))) if sd > 0 else 0.0
-
-
-def sharpe(r: pd.Series) -> float:
-    sd = float(r.std(ddof=1))
-    return float(r.mean() / sd * np.sqrt(252)) if sd > 0 else float("nan")
+    return 0.0 if not d.abs().any() else float(ic_summary(d)["t_stat"])
 
 
 def noise_floor(data_dir: Path, repeats: int, eps: float, seed: int = 0) -> dict:
