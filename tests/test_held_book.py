@@ -34,15 +34,23 @@ def _limits(max_weight=0.02, gross=0.6, vol=0.06):
             VolTarget(vol), TurnoverLimit(0.1, 1.2)]
 
 
-def _signals(toy, mp, scale=10.0, uncertainty=2.0):
+def _signal_frame(toy, scale=10.0, uncertainty=2.0) -> pd.DataFrame:
     st = toy.state.assign(date=pd.to_datetime(toy.state["date"])).set_index(["date", "symbol"])
-    frame = pd.DataFrame({"expected_return": st["s"] * scale, "uncertainty": uncertainty})
-    return pol.SignalPanel.from_frame(frame, mp)
+    return pd.DataFrame({"expected_return": st["s"] * scale, "uncertainty": uncertainty})
+
+
+def _signals(toy, mp, scale=10.0, uncertainty=2.0):
+    return pol.SignalPanel.from_frame(_signal_frame(toy, scale, uncertainty), mp)
 
 
 @pytest.fixture(scope="module")
-def strong():
-    toy = toy_market(n_symbols=40, n_days=400, edge=0.003)
+def strong_toy():
+    return toy_market(n_symbols=40, n_days=400, edge=0.003)
+
+
+@pytest.fixture(scope="module")
+def strong(strong_toy):
+    toy = strong_toy
     mp = market_panel(toy.prices, toy.securities)
     constraints = _limits()
     policy = HeldBookPolicy(costs=COSTS, constraints=constraints, capital=1e7)
@@ -265,7 +273,7 @@ def test_the_held_book_up_to_a_date_ignores_everything_after_it():
     assert not np.array_equal(a.weights[k + 1:], b.weights[k + 1:])
 
 
-def test_the_book_is_the_same_whether_or_not_the_signals_publish_the_calibrations_track_record(strong):
+def test_the_book_is_the_same_whether_or_not_the_signals_publish_the_calibrations_track_record(strong, strong_toy):
     """The calibration may scale each date's published expected returns by its own track record
     (`calibration.track_record`, kept per row in `track_record_scale`, floored above 0). The policy reads
     the curve's own values back (`ml.calibration.unscale`), because it measures its own edge per bp of
@@ -274,10 +282,8 @@ def test_the_book_is_the_same_whether_or_not_the_signals_publish_the_calibration
     from ml.calibration import TRACK_RECORD_FLOOR, rescale
 
     mp, policy, res = strong
-    toy = toy_market(n_symbols=40, n_days=400, edge=0.003)
-    st = toy.state.assign(date=pd.to_datetime(toy.state["date"])).set_index(["date", "symbol"])
-    plain = pd.DataFrame({"expected_return": st["s"] * 10.0, "lower": st["s"] * 10.0 - 30.0,
-                          "upper": st["s"] * 10.0 + 30.0, "uncertainty": 2.0})
+    plain = _signal_frame(strong_toy)  # the signals the `strong` book was run on, with an interval
+    plain = plain.assign(lower=plain["expected_return"] - 30.0, upper=plain["expected_return"] + 30.0)
     dates = plain.index.get_level_values("date")
     # a scale that decays over the dates, at the floor for a stretch (nothing delivered so far)
     position = dates.map({d: i for i, d in enumerate(dates.unique().sort_values())}).to_numpy()
