@@ -95,11 +95,7 @@ def _coverage_monthly(ctx: Ctx) -> pd.DataFrame | None:
 def _track_record(ctx: Ctx) -> pd.DataFrame | None:
     """Per date, the calibration's track-record scale applied to that day's expected returns (one value a
     date; `ml.calibration.track_record_scale`); None for a warehouse written before the column."""
-    if not ctx.has(f"{ML}.signals"):
-        return None
-    columns = {c for (c,) in ctx.con.execute(
-        "select column_name from duckdb_columns() where schema_name = ? and table_name = 'signals'", [ML]).fetchall()}
-    if "track_record_scale" not in columns:
+    if not ctx.has(f"{ML}.signals") or "track_record_scale" not in ctx.columns(f"{ML}.signals"):
         return None
     return ctx.df(f"""select cast(date as date) as date, min(track_record_scale) as scale
                       from {ML}.signals where track_record_scale is not null group by all order by date""")
