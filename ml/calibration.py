@@ -213,21 +213,23 @@ def track_record_scale(expected: pd.Series, label: pd.Series, calendar: pd.Datet
 def rescale(signals: pd.DataFrame, b: np.ndarray) -> pd.DataFrame:
     """Signals with the expected return scaled by b per row (b > 0, kept in `track_record_scale`); the
     interval moves with it (same width around the new centre) and the uncertainty scales with it, so the
-    policy's abstention (uncertainty against the expected return) is unchanged."""
+    policy's abstention (uncertainty against the expected return) is unchanged. Columns a frame lacks
+    (an interval, an uncertainty) stay absent."""
     out = signals.copy()
     b = np.asarray(b, dtype="float64")
-    er = out["expected_return"].to_numpy()
-    shift = (b - 1.0) * er
+    er = out["expected_return"].to_numpy(dtype="float64")
     out["expected_return"] = b * er
-    out["lower"] = out["lower"].to_numpy() + shift
-    out["upper"] = out["upper"].to_numpy() + shift
-    out["uncertainty"] = b * out["uncertainty"].to_numpy()
+    for c in ("lower", "upper"):
+        if c in out.columns:
+            out[c] = out[c].to_numpy(dtype="float64") + (b - 1.0) * er
+    if "uncertainty" in out.columns:
+        out["uncertainty"] = b * out["uncertainty"].to_numpy(dtype="float64")
     out["track_record_scale"] = b
     return out
 
 
 def unscale(signals: pd.DataFrame) -> pd.DataFrame:
-    """The calibration curve's own signals from published ones: `rescale` undone by each row's
+    """The calibration curve's own signals from published ones: `rescale` by 1 / each row's
     `track_record_scale` (missing or absent: 1, as in a warehouse written before the column). The policy
     reads these: it measures its own edge per bp of expected return (`ml.portfolio.measured`), and a
     track record applied before that would be counted twice."""
@@ -237,17 +239,7 @@ def unscale(signals: pd.DataFrame) -> pd.DataFrame:
     b = np.where(np.isfinite(b) & (b > 0), b, 1.0)
     if (b == 1.0).all():
         return signals
-    out = signals.copy()
-    er = out["expected_return"].to_numpy(dtype="float64") / b
-    shift = (b - 1.0) * er
-    out["expected_return"] = er
-    for c in ("lower", "upper"):
-        if c in out.columns:
-            out[c] = out[c].to_numpy(dtype="float64") - shift
-    if "uncertainty" in out.columns:
-        out["uncertainty"] = out["uncertainty"].to_numpy(dtype="float64") / b
-    out["track_record_scale"] = 1.0
-    return out
+    return rescale(signals, 1.0 / b).assign(track_record_scale=1.0)
 
 
 def choose_windows(loss: pd.DataFrame, periods: pd.PeriodIndex, horizon: int, window: int,
