@@ -11,6 +11,10 @@ from ml.config import ConfigError
 from ml.monitoring import config as lifecycle_config
 from ml.portfolio.guardrails import GuardrailConfig
 
+# the loaders that merge a YAML over dict defaults, by config name
+LOADERS = [("policy", policy.load_config), ("ensemble", ensemble.load_config),
+           ("lifecycle", lifecycle_config.load_config), ("zoo", zoo_config.load_config)]
+
 
 def test_the_policy_and_its_guardrails_read_the_file_aurora_policy_config_names(tmp_path, monkeypatch):
     """Both halves of `config/policy.yaml` come from the same file: the optimizer's settings used to come
@@ -26,12 +30,7 @@ def test_the_policy_and_its_guardrails_read_the_file_aurora_policy_config_names(
     assert GuardrailConfig.load().gross_tolerance == 0.2
 
 
-@pytest.mark.parametrize("name, load", [
-    ("policy", policy.load_config),
-    ("ensemble", ensemble.load_config),
-    ("lifecycle", lifecycle_config.load_config),
-    ("zoo", zoo_config.load_config),
-])
+@pytest.mark.parametrize("name, load", LOADERS)
 def test_a_config_file_named_by_the_environment_must_exist(name, load, tmp_path, monkeypatch):
     """A typo in the variable would otherwise run the whole pipeline on the defaults without a word."""
     missing = tmp_path / f"{name}_typo.yaml"
@@ -40,12 +39,7 @@ def test_a_config_file_named_by_the_environment_must_exist(name, load, tmp_path,
         load()
 
 
-@pytest.mark.parametrize("name, load", [
-    ("policy", policy.load_config),
-    ("ensemble", ensemble.load_config),
-    ("lifecycle", lifecycle_config.load_config),
-    ("zoo", zoo_config.load_config),
-])
+@pytest.mark.parametrize("name, load", LOADERS)
 def test_every_loader_names_the_file_when_its_yaml_is_broken(name, load, tmp_path, monkeypatch):
     """The four loaders that merge over dict defaults read through one reader (`ml.config.read_source`), so
     a broken file is the same clear error everywhere, named, whether it comes from the environment or is
