@@ -33,6 +33,7 @@ from ml.backtest import (
 from ml.calibration import Calibrator, calibration_error, interval_coverage
 from ml.data.market_mart import read_market_mart
 from ml.data.predictions import read_score_panel, table_exists
+from ml.data.transaction import transaction
 from ml.metrics import daily_ic, hit_rate, ic_summary
 from ml.paths import DataPaths
 from ml.policy_stage import (  # the policy side, re-exported
@@ -339,14 +340,9 @@ def write_tables(paths: DataPaths, tables: Mapping[str, pd.DataFrame]) -> None:
         con.execute(f"create schema if not exists {SCHEMA}")
         for name, frame in tables.items():
             con.register(f"_incoming_{name}", frame)
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             for name in tables:
                 con.execute(f"create or replace table {SCHEMA}.{name} as select * from _incoming_{name}")
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
     finally:
         con.close()
 

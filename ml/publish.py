@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ml.data.freshness import check_freshness, stale_allowed
+from ml.data.transaction import transaction
 from ml.paths import DataPaths
 
 Log = Callable[[str], None]
@@ -169,18 +170,13 @@ def run_publish_stage(paths: DataPaths, log: Log = print) -> dict[str, Any]:
 
     old_positions["date"] = pd.to_datetime(old_positions["date"])
     with duckdb.connect(str(paths.warehouse)) as con:
-        con.execute("begin transaction")
-        try:
-            con.register("live_signals", live[history.columns])
-            con.register("live_positions", today_positions[old_positions.columns])
+        con.register("live_signals", live[history.columns])
+        con.register("live_positions", today_positions[old_positions.columns])
+        with transaction(con):
             con.execute("delete from ml.signals where date = ?", [today.date()])
             con.execute("insert into ml.signals select * from live_signals")
             con.execute("delete from ml.positions where date = ?", [today.date()])
             con.execute("insert into ml.positions select * from live_positions")
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
     trades = int((today_positions["trade"].abs() > 0).sum())
     agreement = float(np.corrcoef(
         live.set_index("symbol")["expected_return"],

@@ -34,6 +34,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from ml.data.transaction import transaction
 from ml.jsonable import json_safe
 from ml.models.artifacts import _load_estimator, save_artifact, verify_artifact
 from ml.models.provenance import data_snapshot_hash, feature_versions_for, view_files
@@ -48,7 +49,6 @@ from ml.models.registry_store import (
     _now,
     _record_from_row,
     _row,
-    _Transaction,
     _write_yaml,
     connect,
     models_dir,
@@ -109,7 +109,7 @@ def register_model(
     con = connect(paths)
     backup = None
     try:
-        with _Transaction(con):
+        with transaction(con):
             previous = con.execute(
                 f"select status, artifact_sha256, data_hash from {SCHEMA}.model_registry where model_id = ?",
                 [model_id],
@@ -226,7 +226,7 @@ def transition(paths: DataPaths, model_id: str, to_status: str, reason: str = ""
         raise RegistryError(f"unknown status {to_status!r}; one of {STATUSES}")
     con = connect(paths)
     try:
-        with _Transaction(con):
+        with transaction(con):
             row = con.execute(f"select status, artifact_path from {SCHEMA}.model_registry where model_id = ?",
                               [model_id]).fetchone()
             if row is None:
@@ -294,7 +294,7 @@ def write_predictions(paths: DataPaths, predictions: pd.DataFrame) -> int:
                 if oos_start is not None and first[mid] < oos_start:
                     raise RegistryError(f"{mid}: predictions dated {first[mid]} precede its out-of-sample "
                                         f"start {oos_start}; only OOS predictions go to ml.predictions")
-        with _Transaction(con):
+        with transaction(con):
             if ids:
                 con.execute(f"delete from {SCHEMA}.predictions where model_id in ({', '.join('?' * len(ids))})", ids)
             con.register("_incoming_predictions", frame)

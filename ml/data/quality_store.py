@@ -13,6 +13,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ml.data import quarantine
+from ml.data.transaction import transaction
 from ml.paths import DataPaths
 
 RESULTS_TABLE = "quality.gx_results"
@@ -42,8 +43,7 @@ def write_results(paths: DataPaths, results: pd.DataFrame, quarantined: pd.DataF
     frame["run_at"] = pd.to_datetime(frame["run_at"])
     frame["success"] = frame["success"].astype(bool)
     with duckdb.connect(str(paths.warehouse)) as con:
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             con.execute("create schema if not exists quality")
             con.execute(
                 f"""create table if not exists {RESULTS_TABLE} (
@@ -67,10 +67,6 @@ def write_results(paths: DataPaths, results: pd.DataFrame, quarantined: pd.DataF
                 quarantine.write(con, quarantined, views=set(results["view"]))
             if profile is not None and len(profile):
                 _write_profile(con, profile, results, quarantined, fingerprint)
-            con.execute("commit")
-        except Exception:
-            con.execute("rollback")
-            raise
 
 
 def _write_profile(con, profile: pd.DataFrame, results: pd.DataFrame, quarantined: pd.DataFrame | None,

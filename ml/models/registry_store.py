@@ -1,4 +1,4 @@
-"""Where the registry lives: its DuckDB tables, the ModelRecord (row and YAML), connections, transactions."""
+"""Where the registry lives: its DuckDB tables, the ModelRecord (row and YAML) and connections (transactions: `ml.data.transaction`)."""
 
 from __future__ import annotations
 
@@ -130,21 +130,6 @@ def connect(paths: DataPaths, read_only: bool = False) -> duckdb.DuckDBPyConnect
             con.execute(statement)
     return con
 
-
-class _Transaction:
-    def __init__(self, con: duckdb.DuckDBPyConnection):
-        self.con = con
-
-    def __enter__(self):
-        self.con.execute("begin transaction")
-        return self.con
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.con.execute("commit")
-        else:
-            self.con.execute("rollback")
-        return False
 
 
 def _write_yaml(path: Path, record: ModelRecord) -> None:

@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from ml.data.predictions import read_score_panel, table_exists
+from ml.data.transaction import transaction
 from ml.metrics import daily_rank_ic
 from ml.monitoring.config import LifecycleError, load_config
 from ml.monitoring.contribution import ContributionStats, contribution_stats
@@ -258,8 +259,7 @@ def write_monitor_tables(paths: DataPaths, tables: Mapping[str, pd.DataFrame], e
             con.register(f"_incoming_{name}", frame)
         rows = model_event_rows(events)
         con.register("_incoming_model_events", rows)
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             for name in tables:
                 columns = TABLE_SCHEMAS.get(name)
                 if columns is None:
@@ -273,10 +273,6 @@ def write_monitor_tables(paths: DataPaths, tables: Mapping[str, pd.DataFrame], e
             con.execute(f"delete from {SCHEMA}.model_events where starts_with(reason, ?)", [EVENT_PREFIX])
             con.execute(f"insert into {SCHEMA}.model_events (event_at, model_id, from_status, to_status, reason) "
                         "select event_at, model_id, from_status, to_status, reason from _incoming_model_events")
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
     finally:
         con.close()
 
