@@ -33,7 +33,6 @@ from ml.backtest import (
 from ml.calibration import Calibrator, calibration_error, interval_coverage
 from ml.data.market_mart import read_market_mart
 from ml.data.predictions import read_score_panel, table_exists
-from ml.data.transaction import transaction
 from ml.metrics import daily_ic, hit_rate, ic_summary
 from ml.paths import DataPaths
 from ml.policy_stage import (  # the policy side, re-exported
@@ -44,6 +43,7 @@ from ml.policy_stage import (  # the policy side, re-exported
     run_policy_stage,
 )
 from ml.probability import ProbabilityCalibrator, probability_from_config, probability_metrics, up_outcome
+from ml.tables import write_tables
 
 Log = Callable[[str], None]
 SCHEMA = "ml"
@@ -331,20 +331,6 @@ def weights_frame(ensembles: Mapping[str, ens.EnsembleResult]) -> pd.DataFrame:
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["date", "model_id", "weight", "method", "ensemble_version"])
     return out[["date", "method", "model_id", "weight", "ensemble_version"]]
-
-
-def write_tables(paths: DataPaths, tables: Mapping[str, pd.DataFrame]) -> None:
-    """Replace `ml.<name>` by each frame in one transaction: a failure leaves every previous table."""
-    con = duckdb.connect(str(paths.warehouse))
-    try:
-        con.execute(f"create schema if not exists {SCHEMA}")
-        for name, frame in tables.items():
-            con.register(f"_incoming_{name}", frame)
-        with transaction(con):
-            for name in tables:
-                con.execute(f"create or replace table {SCHEMA}.{name} as select * from _incoming_{name}")
-    finally:
-        con.close()
 
 
 def _dated(frame: pd.DataFrame) -> pd.DataFrame:

@@ -86,7 +86,7 @@ def write_model_metrics(paths: DataPaths, metrics: pd.DataFrame, importance: pd.
     walk-forward history (the monthly ones are the lifecycle's `ml.model_metrics_monthly`); with
     `importance` (`ml.importance.importance_table`), `ml.feature_importance` in the same transaction,
     and with `score_std` (`ml.models.uncertainty_scores.std_table`), `ml.prediction_std`."""
-    from ml.evaluation import write_tables
+    from ml.tables import write_tables
 
     frame = metrics.reindex(columns=["model_id", "family", "view", "start", "end", *MODEL_METRIC_COLUMNS]).copy()
     for col in ("start", "end"):

@@ -123,7 +123,8 @@ def run_policy_stage(paths: DataPaths, log: Log = print, policy_config=None, ens
     `ml.ensemble_signals`), the naive and, on the synthetic market, the oracle policy for comparison;
     backtest after costs from t+1. Writes `ml.positions`, `ml.backtest_daily` and the completed
     `ml.ensemble_comparison` in one transaction and returns the report keys of the backtest."""
-    from ml.evaluation import _dated, _floats, load_label, load_market, read_ensemble_signals, write_tables
+    from ml.evaluation import _dated, _floats, load_label, load_market, read_ensemble_signals
+    from ml.tables import write_tables
 
     started = time.perf_counter()
     ecfg, pcfg = ens.load_config(ensemble_config), pol.load_config(policy_config)

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from ml.data.freshness import check_freshness, stale_allowed
-from ml.data.transaction import transaction
 from ml.paths import DataPaths
+from ml.tables import transaction
 
 Log = Callable[[str], None]
 

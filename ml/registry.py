@@ -34,7 +34,6 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from ml.data.transaction import transaction
 from ml.jsonable import json_safe
 from ml.models.artifacts import _load_estimator, save_artifact, verify_artifact
 from ml.models.provenance import data_snapshot_hash, feature_versions_for, view_files
@@ -54,6 +53,7 @@ from ml.models.registry_store import (
     models_dir,
 )
 from ml.paths import DataPaths
+from ml.tables import transaction
 from ml.zoo import CrossSectionalModel
 
 

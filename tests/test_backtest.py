@@ -12,10 +12,11 @@ from policy_fixtures import toy_market
 from ml import policy as pol
 from ml.backtest import backtest_daily, forward_label, market_panel, max_drawdown, performance
 from ml.costs import Commission, HalfSpread, SquareRootImpact
-from ml.evaluation import BEST_SINGLE_WALK_FORWARD, run_backtest_stage, write_tables
+from ml.evaluation import BEST_SINGLE_WALK_FORWARD, run_backtest_stage
 from ml.models.registry_store import connect as registry_connect
 from ml.paths import DataPaths
 from ml.report import REPORT_KEYS, build_report, update_saved_report
+from ml.tables import write_tables
 
 REPORT_FROM_STAGE = {"oos_rank_ic", "oos_ic", "icir", "best_single_model_rank_ic", "sharpe_gross", "sharpe_net",
                      "max_drawdown", "turnover_monthly", "cost_retention", "coverage_80", "calibration_error"}

@@ -166,7 +166,8 @@ def test_stage_writes_prob_up_in_zero_one_and_the_brier_figures(tmp_path):
 
 
 def test_the_policy_stage_reads_a_warehouse_written_before_prob_up(tmp_path):
-    from ml.evaluation import SIGNAL_COLUMNS, read_ensemble_signals, write_tables
+    from ml.evaluation import SIGNAL_COLUMNS, read_ensemble_signals
+    from ml.tables import write_tables
 
     paths = DataPaths.from_env(tmp_path / "data")
     paths.root.mkdir(parents=True)

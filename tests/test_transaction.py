@@ -1,11 +1,11 @@
-"""The warehouse's one transaction helper (`ml.data.transaction`): all of a block's writes, or none."""
+"""The warehouse's one transaction helper (`ml.tables`): all of a block's writes, or none."""
 
 from __future__ import annotations
 
 import duckdb
 import pytest
 
-from ml.data.transaction import transaction
+from ml.tables import transaction
 
 
 @pytest.fixture

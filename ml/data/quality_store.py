@@ -13,8 +13,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ml.data import quarantine
-from ml.data.transaction import transaction
 from ml.paths import DataPaths
+from ml.tables import transaction
 
 RESULTS_TABLE = "quality.gx_results"
 PROFILE_TABLE = "quality.reference_profile"

@@ -1,4 +1,4 @@
-"""Where the registry lives: its DuckDB tables, the ModelRecord (row and YAML) and connections (transactions: `ml.data.transaction`)."""
+"""Where the registry lives: its DuckDB tables, the ModelRecord (row and YAML) and connections (transactions: `ml.tables`)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from ml.data.predictions import read_score_panel, table_exists
-from ml.data.transaction import transaction
 from ml.metrics import daily_rank_ic
 from ml.monitoring.config import LifecycleError, load_config
 from ml.monitoring.contribution import ContributionStats, contribution_stats
@@ -25,6 +24,7 @@ from ml.monitoring.ic import long_ic
 from ml.monitoring.lifecycle import LifecycleResult, merge_results, run_lifecycle
 from ml.monitoring.regimes import detect_regimes, market_returns
 from ml.paths import DataPaths
+from ml.tables import write_tables
 
 Log = Callable[[str], None]
 SCHEMA = "ml"
@@ -248,33 +248,19 @@ def model_event_rows(events: pd.DataFrame) -> pd.DataFrame:
 def write_monitor_tables(paths: DataPaths, tables: Mapping[str, pd.DataFrame], events: pd.DataFrame) -> None:
     """Replace `ml.<name>` for each frame and the lifecycle's rows of `ml.model_events` in one
     transaction: on any failure every previous table is left as it was."""
-    con = duckdb.connect(str(paths.warehouse))
-    try:
-        con.execute(f"create schema if not exists {SCHEMA}")
+    rows = model_event_rows(events)
+
+    def lifecycle_events(con) -> None:
         # the registry's layout (ml/models/registry_store.py DDL); created here only when the registry never ran
         con.execute(f"""create table if not exists {SCHEMA}.model_events (
             event_at timestamp not null, model_id varchar not null, from_status varchar,
             to_status varchar not null, reason varchar)""")
-        for name, frame in tables.items():
-            con.register(f"_incoming_{name}", frame)
-        rows = model_event_rows(events)
         con.register("_incoming_model_events", rows)
-        with transaction(con):
-            for name in tables:
-                columns = TABLE_SCHEMAS.get(name)
-                if columns is None:
-                    con.execute(f"create or replace table {SCHEMA}.{name} as select * from _incoming_{name}")
-                    continue
-                ddl = ", ".join(f'"{c}" {t}' for c, t in columns.items())
-                names = ", ".join(f'"{c}"' for c in columns)
-                casts = ", ".join(f'cast("{c}" as {t})' for c, t in columns.items())
-                con.execute(f"create or replace table {SCHEMA}.{name} ({ddl})")
-                con.execute(f"insert into {SCHEMA}.{name} ({names}) select {casts} from _incoming_{name}")
-            con.execute(f"delete from {SCHEMA}.model_events where starts_with(reason, ?)", [EVENT_PREFIX])
-            con.execute(f"insert into {SCHEMA}.model_events (event_at, model_id, from_status, to_status, reason) "
-                        "select event_at, model_id, from_status, to_status, reason from _incoming_model_events")
-    finally:
-        con.close()
+        con.execute(f"delete from {SCHEMA}.model_events where starts_with(reason, ?)", [EVENT_PREFIX])
+        con.execute(f"insert into {SCHEMA}.model_events (event_at, model_id, from_status, to_status, reason) "
+                    "select event_at, model_id, from_status, to_status, reason from _incoming_model_events")
+
+    write_tables(paths, tables, schemas=TABLE_SCHEMAS, also=lifecycle_events)
 
 
 def sync_registry(paths: DataPaths, final: Mapping[str, str], events: pd.DataFrame, log: Log = print) -> dict[str, int]:
