@@ -131,7 +131,6 @@ def connect(paths: DataPaths, read_only: bool = False) -> duckdb.DuckDBPyConnect
     return con
 
 
-
 def _write_yaml(path: Path, record: ModelRecord) -> None:
     tmp = path.with_suffix(".yaml.tmp")
     tmp.write_text(yaml.safe_dump(record.to_dict(), sort_keys=False))
