@@ -81,6 +81,7 @@ TEXTBOOK_COLUMNS = (
     ("textbook_momentum_12_1", "12-1 momentum", "{:.4f}"),
     ("textbook_earnings_drift", "earnings drift", "{:.4f}"),
     ("textbook_best", "best textbook (hindsight)", "{}"),
+    ("signal_minus_textbook_t", "t of (signals - best textbook)", "{:.1f}"),
     ("signal_rank_ic_last_third", "signals, last third", "{:.4f}"),
     ("textbook_best_rank_ic_last_third", "best textbook, last third", "{:.4f}"),
     ("signal_over_textbook_last_third", "signals / best textbook, last third", "{:.2f}"),

@@ -52,7 +52,8 @@ def test_every_scenario_runs_here_or_in_the_full_bench_only():
 def test_the_pipeline_finishes_on_every_scenario_and_the_bench_reads_a_full_row(rows, scenario):
     row = rows[scenario]
     assert row["ok"] and row["backtest_days"] > 20
-    for key in ("rank_ic", "baseline_sharpe_net", "max_drawdown", "gross_exposure"):
+    for key in ("rank_ic", "baseline_sharpe_net", "max_drawdown", "gross_exposure",
+                "signal_rank_ic", "textbook_best_rank_ic", "signal_minus_textbook_t"):  # the textbook columns too
         assert math.isfinite(row[key]), (scenario, key, row[key])
     if row["gross_exposure"] > 0:  # a Sharpe ratio exists once a position was held (a book may abstain)
         assert math.isfinite(row["sharpe_gross"]) and math.isfinite(row["sharpe_net"]), row
