@@ -4,6 +4,8 @@ themselves (their own live-model floor and promotion), then one merged result.""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -77,3 +79,13 @@ def test_a_21_day_models_status_uses_no_21_day_label_unknown_at_the_date():
                                   b[b["date"] <= upto].reset_index(drop=True))
     dead = b[(b["model_id"] == "m21") & (b["status"] == "retired")]["date"]
     assert len(dead) and dead.min() > upto and a[a["status"] == "retired"].empty
+
+
+def test_a_group_without_events_merges_cleanly():
+    cal = pd.bdate_range("2018-01-01", "2020-12-31")
+    short = _daily(cal[-60:], "m21", 0.05, 2)  # too little history to ever be judged: no events at all
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # pandas deprecates stacking an empty frame
+        res = run_lifecycle_groups(_inputs(cal, _daily(cal, "m5", 0.05, 1), short), CFG)
+    assert set(res.events["model_id"]) == {"m5"}
+    assert res.events["event_seq"].tolist() == list(range(1, len(res.events) + 1))

@@ -252,7 +252,9 @@ def merge_results(results: list[LifecycleResult]) -> LifecycleResult:
     order (a group's own order within a day) renumbered, the other tables stacked."""
     if len(results) == 1:
         return results[0]
-    events = pd.concat([r.events for r in results], ignore_index=True)
+    # a group without events adds nothing (stacking its empty frame is deprecated in pandas and would decide
+    # the column types)
+    events = pd.concat([r.events for r in results if len(r.events)] or [results[0].events], ignore_index=True)
     events = events.sort_values("date", kind="stable").reset_index(drop=True)
     events["event_seq"] = np.arange(1, len(events) + 1)
     status = pd.concat([r.status_daily for r in results], ignore_index=True)
