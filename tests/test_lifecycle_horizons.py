@@ -89,3 +89,16 @@ def test_a_group_without_events_merges_cleanly():
         res = run_lifecycle_groups(_inputs(cal, _daily(cal, "m5", 0.05, 1), short), CFG)
     assert set(res.events["model_id"]) == {"m5"}
     assert res.events["event_seq"].tolist() == list(range(1, len(res.events) + 1))
+
+
+def test_groups_whose_events_carry_different_metrics_merge_without_losing_their_types():
+    cal = pd.bdate_range("2016-01-01", "2020-12-31")
+    five = _daily(cal, "m5", 0.05, 1)
+    five.loc[five["date"] >= cal[800], "ic"] -= 0.3  # dies: a change-point retirement carries its cusum
+    cfg = load_config({"retirement": {"min_active": 0}, "promotion": {"method": "icir"}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # an all-NA column would decide the merged type
+        res = run_lifecycle_groups(_inputs(cal, five, _daily(cal, "m21", 0.05, 2)), cfg)
+    retired = res.events[(res.events["model_id"] == "m5") & (res.events["event"] == "retired")]
+    assert retired["rule"].tolist() == ["changepoint"] and retired["cusum"].notna().all()
+    assert res.events["cusum"].dtype == "float64" and res.events["reference_ic"].dtype == "float64"

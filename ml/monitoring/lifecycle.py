@@ -51,6 +51,7 @@ STATUSES = ("candidate", "active", "promoted", "retired")
 EVENT_COLUMNS = ["event_seq", "date", "model_id", "generation", "event", "from_status", "to_status", "rule", "reason",
                  "monthly_ic", "trailing_icir", "cusum", "cusum_threshold", "reference_ic", "negative_months",
                  "metrics"]
+EVENT_FLOATS = ("monthly_ic", "trailing_icir", "cusum", "cusum_threshold", "reference_ic")
 LINEAGE_COLUMNS = ["model_id", "generation", "lineage_id", "parent_id", "born_at", "activated_at", "retired_at",
                    "status", "rule", "reason"]
 
@@ -242,9 +243,20 @@ def run_lifecycle(daily: pd.DataFrame, calendar: pd.DatetimeIndex, config: Mappi
     status_daily = _status_daily(changes, calendar, float(prom["multiplier"]))
     cusum = (pd.concat(cusum_frames, ignore_index=True) if cusum_frames
              else pd.DataFrame(columns=[*CUSUM_COLUMNS, "generation"]))
-    return LifecycleResult(events=pd.DataFrame(events, columns=EVENT_COLUMNS), status_daily=status_daily,
+    return LifecycleResult(events=events_frame(events), status_daily=status_daily,
                            monthly=_attach_status(monthly, status_daily), cusum=cusum,
                            final={m: state.current[m].status for m in models}, lineage=lineage_frame(lineage))
+
+
+def events_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The events as a frame of fixed column types (EVENT_COLUMNS): a metric a group never recorded is a float
+    column of NaN, not an untyped one, so stacking groups keeps every type."""
+    frame = pd.DataFrame(rows, columns=EVENT_COLUMNS)
+    frame["date"] = pd.to_datetime(frame["date"])
+    for col in EVENT_FLOATS:
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+    frame["negative_months"] = pd.to_numeric(frame["negative_months"], errors="coerce").astype("Int64")
+    return frame
 
 
 def merge_results(results: list[LifecycleResult]) -> LifecycleResult:
