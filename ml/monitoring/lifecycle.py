@@ -249,13 +249,15 @@ def run_lifecycle(daily: pd.DataFrame, calendar: pd.DatetimeIndex, config: Mappi
 
 
 def events_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The events as a frame of fixed column types (EVENT_COLUMNS): a metric a group never recorded is a float
-    column of NaN, not an untyped one, so stacking groups keeps every type."""
+    """The events as a frame of fixed column types (EVENT_COLUMNS), even without rows: a metric a group never
+    recorded is a float column of NaN, not an untyped one, so stacking groups keeps every type."""
     frame = pd.DataFrame(rows, columns=EVENT_COLUMNS)
     frame["date"] = pd.to_datetime(frame["date"])
     for col in EVENT_FLOATS:
         frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
     frame["negative_months"] = pd.to_numeric(frame["negative_months"], errors="coerce").astype("Int64")
+    for col in ("event_seq", "generation"):
+        frame[col] = frame[col].astype("int64")
     return frame
 
 
@@ -264,9 +266,7 @@ def merge_results(results: list[LifecycleResult]) -> LifecycleResult:
     order (a group's own order within a day) renumbered, the other tables stacked."""
     if len(results) == 1:
         return results[0]
-    # a group without events adds nothing (stacking its empty frame is deprecated in pandas and would decide
-    # the column types)
-    events = pd.concat([r.events for r in results if len(r.events)] or [results[0].events], ignore_index=True)
+    events = pd.concat([r.events for r in results], ignore_index=True)
     events = events.sort_values("date", kind="stable").reset_index(drop=True)
     events["event_seq"] = np.arange(1, len(events) + 1)
     status = pd.concat([r.status_daily for r in results], ignore_index=True)
