@@ -9,9 +9,8 @@ from contextlib import contextmanager
 import duckdb
 import pandas as pd
 
+from ml.data.predictions import SCHEMA
 from ml.paths import DataPaths
-
-SCHEMA = "ml"
 
 
 @contextmanager
