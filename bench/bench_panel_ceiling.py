@@ -28,13 +28,13 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+from textbook import HORIZON, LABEL  # the scenario bench's textbook columns: same label, same dates
 
 from ml.baselines import textbook_signals
+from ml.data.predictions import read_score_panel
 from ml.evaluation import load_market
 from ml.metrics import daily_rank_ic, ic_summary
 from ml.paths import DataPaths
-
-LABEL = "fwd_ret_sn_5d"
 
 
 def price_families(market) -> dict[str, np.ndarray]:
@@ -63,22 +63,25 @@ def per_date_rank(values: np.ndarray) -> np.ndarray:
     return np.nan_to_num(pd.DataFrame(values).rank(axis=1, pct=True).to_numpy() - 0.5)
 
 
-def read_run(paths: DataPaths, market) -> tuple[dict[str, np.ndarray], np.ndarray, pd.DatetimeIndex]:
-    """Regressors (name -> dates x names), the label (dates x names) and the published signals' dates."""
+def read_run(paths: DataPaths, market) -> tuple[dict[str, np.ndarray], list[str], dict[str, np.ndarray], np.ndarray,
+                                                 pd.DatetimeIndex]:
+    """The small set's regressors (name -> dates x names), the textbook signals' names among them, every model's
+    scores, the label (dates x names) and the published signals' dates."""
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         signals = con.execute("select date, symbol, expected_return from ml.signals").df()
-        preds = con.execute("select date, symbol, model_id, score from ml.predictions").df()
+        scores = read_score_panel(con)
     labels = pd.read_parquet(paths.features / "labels.parquet", columns=["date", "symbol", LABEL])
 
-    def wide(frame: pd.DataFrame, column: str) -> np.ndarray:
-        frame = frame.assign(date=pd.to_datetime(frame["date"]), symbol=frame["symbol"].astype(str))
-        table = frame.pivot_table(index="date", columns="symbol", values=column, aggfunc="first")
-        return table.reindex(index=market.dates, columns=market.symbols).to_numpy(dtype="float64")
+    def grid(frame: pd.DataFrame, column: str) -> np.ndarray:
+        keys = [pd.to_datetime(frame["date"]), frame["symbol"].astype(str)]
+        return market.grid(pd.Series(frame[column].to_numpy(), index=pd.MultiIndex.from_arrays(
+            keys, names=["date", "symbol"])))
 
-    regressors = {"signals": wide(signals, "expected_return"), **textbook_signals(market), **price_families(market)}
-    models = {str(mid): wide(group, "score") for mid, group in preds.groupby("model_id")}
+    textbook = textbook_signals(market)
+    small = {"signals": grid(signals, "expected_return"), **textbook, **price_families(market)}
+    models = {f"model:{m}": market.grid(scores[m].dropna()) for m in sorted(scores.columns)}
     dates = pd.DatetimeIndex(sorted(pd.to_datetime(signals["date"]).unique()))
-    return {**regressors, **{f"model:{k}": v for k, v in sorted(models.items())}}, wide(labels, LABEL), dates
+    return small, list(textbook), models, grid(labels, LABEL), dates
 
 
 def fitted(ranks: dict[str, np.ndarray], names: list[str], label_rank: np.ndarray, fit_rows: np.ndarray,
@@ -95,40 +98,36 @@ def fitted(ranks: dict[str, np.ndarray], names: list[str], label_rank: np.ndarra
 def ceilings(directory: Path, block: int) -> dict:
     paths = DataPaths(directory)
     market = load_market(paths)
-    regressors, label, dates = read_run(paths, market)
-    last = dates[len(dates) * 2 // 3:]
-    rows = market.dates.get_indexer(last)
-    label_rank = np.where(np.isfinite(label), pd.DataFrame(label).rank(axis=1, pct=True).to_numpy() - 0.5, np.nan)
-    ranks = {name: per_date_rank(values) for name, values in regressors.items()}
+    small, textbook, models, label, dates = read_run(paths, market)
+    rows = market.dates.get_indexer(dates[len(dates) * 2 // 3:])
+    label_rank = np.where(np.isfinite(label), per_date_rank(label), np.nan)
+    ranks = {name: per_date_rank(values) for name, values in {**small, **models}.items()}
     index = pd.MultiIndex.from_product([market.dates[rows], market.symbols], names=["date", "symbol"])
     lab = pd.Series(label[rows].ravel(), index=index)
 
     def daily(values: np.ndarray) -> pd.Series:
+        """Daily rank IC over the last third of `values` (last third's rows x names)."""
         return daily_rank_ic(pd.DataFrame({"x": values.ravel()}, index=index), lab)["x"]
 
-    def ic(values: np.ndarray, at: np.ndarray) -> float:
-        return float(daily(values).mean())
-
-    small = ["signals", *textbook_signals(market), *price_families(market)]
-    sets = {"signals + textbook + price families": small, "+ every model's score": list(ranks)}
+    single = {name: daily(values[rows]) for name, values in small.items()}
+    sets = {"signals + textbook + price families": list(small), "+ every model's score": list(ranks)}
     alternate = (np.arange(len(rows)) // block) % 2
-    out = {"dir": str(directory), "last_third_dates": len(rows), "models": len(ranks) - len(small),
-           "single": {name: ic(regressors[name][rows], rows) for name in small}}
+    out = {"dir": str(directory), "last_third_dates": len(rows), "models": len(models),
+           "single": {name: float(series.mean()) for name, series in single.items()}}
     for tag, names in sets.items():
-        folds = [fitted(ranks, names, label_rank, rows[alternate != b], rows[alternate == b]) for b in (0, 1)]
         cross = np.full((len(rows), len(market.symbols)), np.nan)
-        for b, values in zip((0, 1), folds, strict=True):
-            cross[alternate == b] = values
-        out[tag] = {"regressors": len(names), "in_sample": ic(fitted(ranks, names, label_rank, rows, rows), rows),
-                    "cross_fitted": ic(cross, rows)}
-    best = max(textbook_signals(market), key=lambda k: out["single"][k])
+        for b in (0, 1):
+            cross[alternate == b] = fitted(ranks, names, label_rank, rows[alternate != b], rows[alternate == b])
+        out[tag] = {"regressors": len(names),
+                    "in_sample": float(daily(fitted(ranks, names, label_rank, rows, rows)).mean()),
+                    "cross_fitted": float(daily(cross).mean())}
+    best = max(textbook, key=lambda k: out["single"][k])
     out["best_textbook"], out["best_textbook_name"] = out["single"][best], best
-    # how precisely the last third measures the signals and their gap to the best textbook signal (5-day labels
+    # how precisely the last third measures the signals and their gap to the best textbook signal (the labels
     # overlap: the t is corrected as every t in the project)
-    sig, tb = daily(regressors["signals"][rows]), daily(regressors[best][rows])
-    for tag, series in (("signals", sig), ("gap", sig - tb)):
-        summary = ic_summary(series, horizon=5)
-        out[f"{tag}_se"] = summary["std"] / np.sqrt(summary["n"] / 5)
+    for tag, series in (("signals", single["signals"]), ("gap", single["signals"] - single[best])):
+        summary = ic_summary(series, horizon=HORIZON)
+        out[f"{tag}_se"] = summary["std"] / np.sqrt(summary["n"] / HORIZON)
     return out
 
 
